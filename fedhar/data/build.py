@@ -1,0 +1,159 @@
+"""Turn a ``DataConfig`` into datasets: resolve the source, load, transform, split, budget."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fedhar.data.config import DataConfig
+from fedhar.data.dataset import WindowDataset
+from fedhar.data.loaders import detect_format, load, loader_options
+from fedhar.data.splits import label_budget, official_split, stratified_split, subject_split
+from fedhar.data.vocab import to_canonical
+from fedhar.exceptions import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+ENV_ROOT = "FEDHAR_DATA_DIR"
+KNOWN_SOURCES: dict[str, tuple[str, ...]] = {
+    "uci_har": ("uci_har.npz", "UCI HAR Dataset", "UCI HAR Dataset.zip"),
+    "hapt": ("hapt_raw.npz", "RawData", "HAPT Data Set"),
+    "wisdm": ("wisdm.npz", "WISDM_ar_v1.1_raw.txt", "WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt"),
+    "hhar": ("hhar_sa_part.npz",),
+    "limu_uci": ("limu_uci",),
+}
+"""Known source names -> candidate files/folders inside the data root, first found wins."""
+_STREAM_OPTIONS = {"hapt": ("window", "step", "rate_hz"), "wisdm_raw": ("window", "step", "rate_hz"),
+                   "synthetic": ("window", "rate_hz")}
+"""Formats that cut windows themselves: these config fields go to the loader, not to transforms."""
+
+
+def data_root(root: str | None) -> Path | None:
+    """``root`` or ``$FEDHAR_DATA_DIR`` (None when neither is set)."""
+    value = root if root is not None else os.environ.get(ENV_ROOT)
+    return Path(value).expanduser() if value else None
+
+
+def resolve_source(source: str, root: str | None = None) -> str:
+    """Path of ``source`` (or ``"synthetic"``): a known name inside the root, or a file/folder path."""
+    if source == "synthetic":
+        return source
+    base = data_root(root)
+    if source in KNOWN_SOURCES:
+        if base is None:
+            raise ConfigError(
+                f"`data.source: {source}` is looked up in the data folder, but neither `data.root` nor the "
+                f"environment variable {ENV_ROOT} is set. Set one of them (e.g. {ENV_ROOT}=../shared/data)."
+            )
+        tried = [base / name for name in KNOWN_SOURCES[source]]
+        for cand in tried:
+            if cand.exists():
+                return str(cand)
+        raise DataError(
+            f"data source `{source}` not found in {base}; looked for: {', '.join(str(t) for t in tried)}."
+        )
+    path = Path(source).expanduser()
+    tried = [path] if path.is_absolute() else ([base / path] if base is not None else []) + [Path.cwd() / path]
+    for cand in tried:
+        if cand.exists():
+            return str(cand)
+    raise DataError(
+        f"`data.source: {source}` is neither a known dataset ({', '.join([*KNOWN_SOURCES, 'synthetic'])}) "
+        f"nor an existing path; tried: {', '.join(str(t) for t in tried)}."
+    )
+
+
+def cap_windows(ds: WindowDataset, max_windows: int, seed: int = 0) -> WindowDataset:
+    """Stratified subsample of at most ``max_windows`` windows (row order kept)."""
+    if len(ds) <= max_windows:
+        return ds
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(ds))
+    try:
+        keep, _ = train_test_split(idx, train_size=max_windows, stratify=ds.y, random_state=seed)
+    except ValueError:
+        warnings.warn(f"dataset `{ds.name}`: cannot stratify {max_windows} windows; sampling uniformly.", stacklevel=2)
+        keep = np.random.default_rng(seed).choice(idx, size=max_windows, replace=False)
+    return ds.subset(np.sort(keep))
+
+
+def load_source(cfg: DataConfig, seed: int = 0) -> WindowDataset:
+    """Resolve and load ``cfg.source``, then apply channels, rate, window, labels and the cap.
+
+    Parameters
+    ----------
+    cfg : DataConfig
+        The ``data:`` section.
+    seed : int
+        Seed of the ``max_windows`` subsample.
+    """
+    path = resolve_source(cfg.source, cfg.root)
+    fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+    options = dict(cfg.options)
+    accepted = loader_options(fmt)
+    if "nan_policy" in accepted:
+        options.setdefault("nan_policy", cfg.nan_policy)
+    for key in _STREAM_OPTIONS.get(fmt, ()):
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        if key in options and options[key] != value:
+            raise ConfigError(f"`data.{key}` ({value}) and `data.options.{key}` ({options[key]}) disagree; keep one.")
+        options[key] = value
+    ds = load(path, fmt, **options)
+    log.info("loaded %s (%s, format %s): %d windows", ds.name, path, fmt, len(ds))
+    if cfg.channels:
+        ds = ds.select_channels(cfg.channels)
+    if cfg.rate_hz is not None and abs(ds.rate_hz - cfg.rate_hz) > 1e-9:
+        ds = ds.resample(cfg.rate_hz)
+    if cfg.window is not None and cfg.window != ds.window_length:
+        ds = ds.rewindow(cfg.window, cfg.step)
+    if cfg.canonical_labels:
+        ds = to_canonical(ds)
+    if cfg.max_windows is not None:
+        ds = cap_windows(ds, cfg.max_windows, seed)
+    return ds
+
+
+def load_splits(cfg: DataConfig, seed: int = 0) -> tuple[WindowDataset, WindowDataset]:
+    """``(train, test)`` for ``cfg``; the label budget is applied to ``train`` only."""
+    ds = load_source(cfg, seed)
+    if cfg.split == "official":
+        train, test = official_split(ds)
+    elif cfg.split == "subject":
+        train, test = subject_split(ds, cfg.test_fraction, cfg.test_subjects, seed)
+    else:
+        train, test = stratified_split(ds, cfg.test_fraction, seed)
+    if cfg.label_budget_k is not None or cfg.label_budget_fraction is not None:
+        train = label_budget(train, cfg.label_budget_k, cfg.label_budget_fraction, seed)
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(
+            f"dataset `{ds.name}`: the {cfg.split} split left {len(train)} train and {len(test)} test windows."
+        )
+    return train, test
+
+
+def describe(source: str, root: str | None = None) -> str:
+    """Text summary of a source for ``fedhar data info SOURCE``."""
+    cfg = DataConfig(source=source, root=root)
+    path = resolve_source(source, root)
+    ds = load_source(cfg)
+    s = ds.summary()
+    width = max(len(c) for c in ds.classes) if ds.classes else 0
+    lines = [
+        f"{ds.name}: {path} (format {detect_format(path)})",
+        f"windows: {s['windows']}   subjects: {s['subjects']}   rate: {ds.rate_hz:g} Hz   "
+        f"window: {ds.window_length} samples ({ds.window_length / ds.rate_hz:.2f} s)",
+        f"channels ({ds.num_channels}): " + ", ".join(f"{c} [{u}]" for c, u in zip(ds.channels, ds.units)),
+        f"classes ({ds.num_classes}):",
+        *(f"  {c:<{width}}  {n}" for c, n in s["classes"].items()),
+    ]
+    if "official_test" in ds.extras:
+        n_test = int(np.asarray(ds.extras["official_test"]).sum())
+        lines.append(f"official split: {len(ds) - n_test} train / {n_test} test")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""``DataConfig``: the ``data:`` section of an experiment file, validated on construction."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from fedhar.data.loaders import FORMATS
+from fedhar.exceptions import ConfigError
+
+SPLITS = ("official", "subject", "stratified")
+NAN_POLICIES = ("error", "drop")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is transformed, split and budgeted."""
+
+    source: str = field(
+        default="uci_har",
+        metadata={"help": "Known name resolved inside `root` (uci_har, hapt, wisdm, hhar, limu_uci, synthetic) "
+                          "or a file/folder path (relative paths: against root, then the working directory)."},
+    )
+    root: str | None = field(
+        default=None,
+        metadata={"help": "Folder holding the datasets; default: environment variable FEDHAR_DATA_DIR."},
+    )
+    format: str = field(
+        default="auto",
+        metadata={"help": "Loader format (auto, uci_har, hapt, wisdm_raw, limu, npz, synthetic); auto detects it."},
+    )
+    split: str = field(
+        default="official",
+        metadata={"help": "Train/test split: official (published partition), subject (disjoint subjects) "
+                          "or stratified (random windows, class proportions kept)."},
+    )
+    test_fraction: float = field(
+        default=0.3, metadata={"help": "Share of subjects (subject split) or windows (stratified) for testing."}
+    )
+    test_subjects: list[int] | None = field(
+        default=None, metadata={"help": "Explicit test subjects for the subject split (overrides test_fraction)."}
+    )
+    channels: list[str] | None = field(
+        default=None, metadata={"help": "Channels or whole sensors to keep, in order (e.g. [acc, gyro])."}
+    )
+    rate_hz: float | None = field(default=None, metadata={"help": "Resample to this rate (Hz)."})
+    window: int | None = field(
+        default=None, metadata={"help": "Window length in samples (cut from streams, or sub-windows of windows)."}
+    )
+    step: int | None = field(default=None, metadata={"help": "Hop between windows in samples; needs `window`."})
+    label_budget_k: int | None = field(
+        default=None, metadata={"help": "Labelled training windows per class (exact k-shot)."}
+    )
+    label_budget_fraction: float | None = field(
+        default=None, metadata={"help": "Share of training windows kept labelled, stratified by class."}
+    )
+    canonical_labels: bool = field(
+        default=False, metadata={"help": "Rename classes to the canonical activity vocabulary."}
+    )
+    nan_policy: str = field(
+        default="error", metadata={"help": "Windows with NaN/Inf: error (stop) or drop (remove and log the count)."}
+    )
+    max_windows: int | None = field(
+        default=None, metadata={"help": "Cap on windows, stratified subsample (for smoke tests)."}
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Loader options, e.g. {n_per_class: 20} for synthetic, {strict: false} for wisdm_raw."},
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ConfigError(f"`data.source` must be a dataset name or path; got {self.source!r}.")
+        if self.root is not None and not str(self.root).strip():
+            raise ConfigError("`data.root` is empty; remove it to use FEDHAR_DATA_DIR, or give a folder.")
+        if self.format != "auto" and self.format not in FORMATS:
+            raise ConfigError(
+                f"`data.format` must be auto or one of {', '.join(FORMATS.names())}; got {self.format!r}."
+            )
+        if self.split not in SPLITS:
+            raise ConfigError(f"`data.split` must be one of {', '.join(SPLITS)}; got {self.split!r}.")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"`data.test_fraction` must be in (0, 1); got {self.test_fraction}.")
+        if self.test_subjects is not None:
+            if not self.test_subjects:
+                raise ConfigError("`data.test_subjects` is empty; remove it or list subject ids.")
+            if self.split != "subject":
+                warnings.warn(f"`data.test_subjects` is ignored with `data.split: {self.split}`.", stacklevel=2)
+        if self.channels is not None and not self.channels:
+            raise ConfigError("`data.channels` is empty; remove it to keep all channels, or list some.")
+        for name in ("rate_hz", "window", "step", "label_budget_k", "max_windows"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"`data.{name}` must be positive; got {value}.")
+        if self.step is not None and self.window is None:
+            raise ConfigError("`data.step` needs `data.window` (the window length in samples).")
+        if self.label_budget_k is not None and self.label_budget_fraction is not None:
+            raise ConfigError("Set only one of `data.label_budget_k` and `data.label_budget_fraction`.")
+        if self.label_budget_fraction is not None and not 0.0 < self.label_budget_fraction <= 1.0:
+            raise ConfigError(f"`data.label_budget_fraction` must be in (0, 1]; got {self.label_budget_fraction}.")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ConfigError(f"`data.nan_policy` must be one of {', '.join(NAN_POLICIES)}; got {self.nan_policy!r}.")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"`data.options` must be a mapping of loader options; got {self.options!r}.")

@@ -1,0 +1,76 @@
+"""fedhar's Flower ClientApp: one client = one local dataset partition.
+
+Thin by design: unpack the Message, call :mod:`fedhar.federated.task`, pack the reply. Only
+the trainable state (frontend + LoRA + head + normaliser) travels; the frozen backbone is
+built once per worker process by :func:`~fedhar.federated.task.get_task`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedhar.config import ExperimentConfig, build_config
+from fedhar.exceptions import FederationError
+from fedhar.federated.task import FederatedTask, get_task
+
+CONFIG_KEY = "fedhar-config"
+
+app = ClientApp()
+
+
+@lru_cache(maxsize=4)
+def _parse(text: str) -> ExperimentConfig:
+    import yaml
+
+    return build_config(yaml.safe_load(text), source="server config")
+
+
+def _context(msg: Message, context: Context) -> tuple[FederatedTask, int]:
+    task = get_task(_parse(str(msg.content["config"][CONFIG_KEY])))
+    pid = int(context.node_config["partition-id"])
+    expected = int(context.node_config.get("num-partitions", task.num_clients))
+    if expected != task.num_clients:
+        raise FederationError(
+            f"this SuperNode says num-partitions={expected}, but the configuration yields {task.num_clients} clients."
+        )
+    return task, pid
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    task, pid = _context(msg, context)
+    config = msg.content["config"]
+    state = msg.content["arrays"].to_torch_state_dict()
+    new_state, metrics, n = task.train_client(
+        state, pid, int(config["server-round"]), float(config.get("proximal-mu", 0.0))
+    )
+    reply = RecordDict({
+        "arrays": ArrayRecord(new_state),
+        "metrics": MetricRecord({**metrics, "num-examples": n, "partition-id": pid}),
+    })
+    return Message(content=reply, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    task, pid = _context(msg, context)
+    metrics, n = task.evaluate_client(msg.content["arrays"].to_torch_state_dict(), pid)
+    reply = RecordDict({"metrics": MetricRecord({
+        "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "loss": metrics["loss"],
+        "num-examples": n, "partition-id": pid,
+    })})
+    return Message(content=reply, reply_to=msg)
+
+
+@app.query("stats")
+def stats(msg: Message, context: Context) -> Message:
+    """Per-channel count/sum/sum-of-squares, so the server can pool an exact normaliser."""
+    task, pid = _context(msg, context)
+    s = task.local_stats(pid)
+    reply = RecordDict({"stats": ArrayRecord([np.asarray(s["count"]), s["sum"], s["sumsq"]]),
+                        "metrics": MetricRecord({"partition-id": pid})})
+    return Message(content=reply, reply_to=msg)

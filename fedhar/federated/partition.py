@@ -1,0 +1,66 @@
+"""Client partitions with flwr-datasets partitioners: natural units (subject, device, dataset),
+IID, or Dirichlet label skew. Returns row indices into the training WindowDataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedhar.data.dataset import WindowDataset
+from fedhar.exceptions import ConfigError, DataError
+from fedhar.federated.config import FederatedConfig
+
+
+def _unit_column(ds: WindowDataset, partition: str) -> np.ndarray:
+    if partition == "subject":
+        return ds.subject.astype(str)
+    if partition == "device":
+        if ds.device is None:
+            raise DataError(f"`federated.partition: device` but dataset `{ds.name}` has no device column.")
+        return ds.device
+    if partition == "dataset":
+        return np.array([ds.name.split("+")[0]] * len(ds)) if "dataset" not in ds.extras else ds.extras["dataset"].astype(str)
+    raise ConfigError(f"`federated.partition` {partition!r} is not a natural unit.")
+
+
+def partition_indices(ds: WindowDataset, cfg: FederatedConfig, seed: int = 0) -> list[np.ndarray]:
+    """One index array per client, in a fixed order (sorted unit ids for natural partitions)."""
+    from datasets import Dataset
+    from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, NaturalIdPartitioner
+
+    table = {"row": np.arange(len(ds)), "label": ds.y}
+    if cfg.partition in ("subject", "device", "dataset"):
+        units = _unit_column(ds, cfg.partition)
+        uniq = np.unique(units)
+        if cfg.num_clients and cfg.num_clients < len(uniq):
+            # Fewer clients than units: client i holds every num_clients-th unit (sorted order).
+            group = {u: f"{i % cfg.num_clients:06d}" for i, u in enumerate(uniq)}
+            units = np.array([group[u] for u in units])
+        elif cfg.num_clients and cfg.num_clients > len(uniq):
+            raise ConfigError(f"`federated.num_clients` is {cfg.num_clients} but the data has only {len(uniq)} "
+                              f"{cfg.partition} units.")
+        # NaturalIdPartitioner numbers units in order of appearance; sort rows by unit so client i
+        # is always the i-th unit in sorted order, independent of file order.
+        order = np.argsort(units, kind="stable")
+        table = {"row": table["row"][order], "label": table["label"][order], "unit": units[order]}
+        partitioner = NaturalIdPartitioner(partition_by="unit")
+    elif cfg.partition == "iid":
+        partitioner = IidPartitioner(num_partitions=int(cfg.num_clients))
+    else:
+        partitioner = DirichletPartitioner(
+            num_partitions=int(cfg.num_clients), partition_by="label", alpha=cfg.dirichlet_alpha,
+            min_partition_size=1, self_balancing=False, seed=seed,
+        )
+    partitioner.dataset = Dataset.from_dict(table)
+    parts = [np.asarray(partitioner.load_partition(i)["row"], dtype=np.int64) for i in range(partitioner.num_partitions)]
+    if any(len(p) == 0 for p in parts):
+        raise DataError(f"Partition `{cfg.partition}` produced an empty client; use fewer clients or a larger alpha.")
+    return parts
+
+
+def local_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A client's own train/test rows (seeded shuffle; at least one training row)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    n_test = min(int(round(test_fraction * n)), n - 1)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])

@@ -1,0 +1,203 @@
+"""Flower strategies from ``flwr.serverapp.strategy``, guarded and instrumented for fedhar.
+
+:class:`GuardedStrategy` is a mixin placed in front of any Flower strategy. It only overrides
+the four round hooks to (1) keep true round numbers on resume, (2) drop replies whose update is
+non-finite or does not match the global state's keys and shapes, so a bad update never reaches
+the global model, (3) count the bytes of the records actually sent and received, and (4) make
+node sampling reproducible from the run seed. Aggregation itself is Flower's.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, FedProx, FedYogi
+
+from fedhar.federated.config import FederatedConfig
+from fedhar.federated.task import derive_seed
+from fedhar.registry import Registry
+
+log = logging.getLogger(__name__)
+
+FLOWER_STRATEGIES: Registry[type] = Registry("federated strategy")
+FLOWER_STRATEGIES.register("fedavg", FedAvg)
+FLOWER_STRATEGIES.register("fedprox", FedProx)
+FLOWER_STRATEGIES.register("fedadam", FedAdam)
+FLOWER_STRATEGIES.register("fedyogi", FedYogi)
+FLOWER_STRATEGIES.register("fedavgm", FedAvgM)
+
+
+class RoundRecorder:
+    """Per-round bookkeeping: bytes, clients, failures, timings, federated and central metrics."""
+
+    def __init__(self, rows: list[dict] | None = None) -> None:
+        self.rows: dict[int, dict] = {int(r["round"]): dict(r) for r in rows or []}
+        self._t0: dict[int, float] = {}
+
+    def row(self, rnd: int) -> dict:
+        return self.rows.setdefault(rnd, {"round": rnd, "bytes_down": 0, "bytes_up": 0, "clients": 0,
+                                          "failures": 0, "failure_reasons": [], "messages_down": 0, "messages_up": 0})
+
+    def start(self, rnd: int) -> None:
+        self._t0.setdefault(rnd, time.perf_counter())
+
+    def finish(self, rnd: int) -> None:
+        if rnd in self._t0:
+            self.row(rnd)["seconds"] = time.perf_counter() - self._t0.pop(rnd)
+
+    def history(self) -> list[dict]:
+        return [self.rows[r] for r in sorted(self.rows) if r > 0]
+
+
+def _weighted_metrics(records: list[RecordDict], weight_key: str) -> MetricRecord:
+    """Example-weighted mean of client metrics (bookkeeping keys such as partition-id excluded)."""
+    weights = np.array([float(next(iter(r.metric_records.values()))[weight_key]) for r in records])
+    out = MetricRecord()
+    if weights.sum() <= 0:
+        return out
+    keys = [k for k in next(iter(records[0].metric_records.values())) if k not in (weight_key, "partition-id")]
+    for k in keys:
+        vals = np.array([float(next(iter(r.metric_records.values()))[k]) for r in records])
+        ok = np.isfinite(vals) & (weights > 0)
+        if ok.any():
+            out[k] = float((vals[ok] * weights[ok]).sum() / weights[ok].sum())
+    return out
+
+
+class GuardedStrategy:
+    """Mixin: ``class X(GuardedStrategy, FedAvg)``. Call :meth:`setup` before ``start``."""
+
+    def setup(self, recorder: RoundRecorder, template: dict[str, tuple[int, ...]], round_offset: int, seed: int) -> None:
+        self.recorder = recorder
+        self.template = template
+        self.round_offset = round_offset
+        self.seed = seed
+
+    def _validate(self, msg: Message) -> str | None:
+        """Why this reply's update must not be aggregated, or None when it is fine."""
+        if msg.has_error():
+            return f"client error: {msg.error.reason}"
+        content = msg.content
+        if "arrays" not in content.array_records or "metrics" not in content.metric_records:
+            return "reply has no update or no metrics"
+        arrays = content["arrays"]
+        if set(arrays.keys()) != set(self.template):
+            return "update keys differ from the global state"
+        for k, arr in arrays.items():
+            if tuple(arr.shape) != self.template[k]:
+                return f"wrong shape for `{k}`: {tuple(arr.shape)} instead of {self.template[k]}"
+            if not np.isfinite(arr.numpy()).all():
+                return f"non-finite values in `{k}`"
+        if float(content["metrics"].get("num-examples", 0)) <= 0:
+            return "num-examples is not positive"
+        return None
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        rnd = server_round + self.round_offset
+        self.recorder.start(rnd)
+        random.seed(derive_seed(self.seed, rnd, "sample"))  # Flower samples nodes with `random`
+        msgs = list(super().configure_train(rnd, arrays, config, grid))
+        row = self.recorder.row(rnd)
+        row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
+        row["messages_down"] += len(msgs)
+        return msgs
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        rnd = server_round + self.round_offset
+        row = self.recorder.row(rnd)
+        good: list[Message] = []
+        for msg in replies:
+            if not msg.has_error() and "arrays" in msg.content.array_records:
+                row["bytes_up"] += msg.content["arrays"].count_bytes()
+                row["messages_up"] += 1
+            reason = self._validate(msg)
+            if reason is None:
+                good.append(msg)
+            else:
+                row["failures"] += 1
+                row["failure_reasons"].append(reason[:300])
+                log.warning("round %d: leaving out a reply from node %s: %s", rnd, msg.metadata.src_node_id, reason[:300])
+        # Aggregate in a fixed client order so results do not depend on arrival order.
+        good.sort(key=lambda m: int(m.content["metrics"].get("partition-id", 0)))
+        row["clients"] = len(good)
+        if len(good) < self.min_train_nodes:
+            log.warning("round %d: only %d valid updates (< min_train_clients=%d); global model unchanged.",
+                        rnd, len(good), self.min_train_nodes)
+            row["skipped"] = True
+            return None, None
+        arrays, metrics = super().aggregate_train(rnd, good)
+        if metrics is not None and "train_loss" in metrics:
+            row["train_loss"] = float(metrics["train_loss"])
+        return arrays, metrics
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        rnd = server_round + self.round_offset
+        random.seed(derive_seed(self.seed, rnd, "sample-eval"))
+        msgs = list(super().configure_evaluate(rnd, arrays, config, grid))
+        row = self.recorder.row(rnd)
+        row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
+        row["messages_down"] += len(msgs)
+        return msgs
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        rnd = server_round + self.round_offset
+        ok = [m for m in replies if not m.has_error() and float(m.content["metrics"].get("num-examples", 0)) > 0]
+        metrics = super().aggregate_evaluate(rnd, ok) if ok else None
+        if metrics:
+            row = self.recorder.row(rnd)
+            row["fed_accuracy"] = float(metrics.get("accuracy", float("nan")))
+            row["fed_macro_f1"] = float(metrics.get("macro_f1", float("nan")))
+        return metrics
+
+
+def make_strategy(cfg: FederatedConfig, num_clients: int):
+    """A guarded instance of the configured Flower strategy."""
+    base = FLOWER_STRATEGIES.get(cfg.strategy.name, "federated.strategy.name")
+    cls = type(f"Guarded{base.__name__}", (GuardedStrategy, base), {})
+    fraction_evaluate = cfg.fraction_evaluate if cfg.local_test_fraction > 0 else 0.0
+    kwargs = dict(
+        fraction_train=cfg.fraction_train, fraction_evaluate=fraction_evaluate,
+        min_train_nodes=min(cfg.min_train_clients, num_clients),
+        min_evaluate_nodes=min(cfg.min_evaluate_clients, num_clients) if fraction_evaluate else 0,
+        min_available_nodes=min(cfg.min_available_clients, num_clients),
+        train_metrics_aggr_fn=_weighted_metrics, evaluate_metrics_aggr_fn=_weighted_metrics,
+    )
+    s = cfg.strategy
+    if s.name == "fedprox":
+        kwargs["proximal_mu"] = s.proximal_mu
+    elif s.name in ("fedadam", "fedyogi"):
+        kwargs.update(eta=s.server_lr, beta_1=s.beta_1, beta_2=s.beta_2, tau=s.tau)
+    elif s.name == "fedavgm":
+        kwargs.update(server_momentum=s.server_momentum)
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------- strategy state
+def strategy_state(strategy) -> dict[str, np.ndarray]:
+    """The server optimiser's own state (FedAdam/FedYogi moments, FedAvgM momentum)."""
+    out: dict[str, np.ndarray] = {}
+    for attr in ("m_t", "v_t"):
+        for k, v in (getattr(strategy, attr, None) or {}).items():
+            out[f"{attr}/{k}"] = np.asarray(v)
+    for i, v in enumerate(getattr(strategy, "momentum_vector", None) or []):
+        out[f"momentum_vector/{i:05d}"] = np.asarray(v)
+    return out
+
+
+def load_strategy_state(strategy, state: dict[str, np.ndarray], global_arrays: ArrayRecord) -> None:
+    """Restore :func:`strategy_state` output and the strategy's view of the current global model."""
+    for attr in ("m_t", "v_t"):
+        d = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(attr + "/")}
+        if d:
+            setattr(strategy, attr, d)
+    mv = [state[k] for k in sorted(state) if k.startswith("momentum_vector/")]
+    if mv:
+        strategy.momentum_vector = mv
+    if isinstance(strategy, FedAvgM):
+        strategy.current_arrays = global_arrays

@@ -1,0 +1,156 @@
+"""The pure federated task: what a client and the server compute, with no Flower types.
+
+One :class:`FederatedTask` per process and configuration (see :func:`get_task`): the frozen
+backbone is loaded once and every virtual client served by that process reuses it, loading only
+the small trainable state it receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from functools import cached_property
+
+import numpy as np
+import torch
+import yaml
+
+from fedhar.config import ExperimentConfig, config_to_dict
+from fedhar.data.build import load_splits
+from fedhar.data.dataset import WindowDataset
+from fedhar.exceptions import FederationError
+from fedhar.federated.partition import local_split, partition_indices
+from fedhar.models import build_model
+from fedhar.models.har_model import HARModel
+from fedhar.training.loop import evaluate, fit
+
+State = "OrderedDict[str, torch.Tensor]"
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A 31-bit seed from (run seed, client id, round, ...), independent of execution order."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a client told to fail through ``federated.faults`` (tests only)."""
+
+
+class FederatedTask:
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = cfg
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ data
+    @cached_property
+    def splits(self) -> tuple[WindowDataset, WindowDataset]:
+        """(federated training pool, central held-out test set)."""
+        return load_splits(self.cfg.data, self.cfg.seed)
+
+    @cached_property
+    def partitions(self) -> list[np.ndarray]:
+        return partition_indices(self.splits[0], self.cfg.federated, self.cfg.seed)
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.partitions)
+
+    def client_data(self, pid: int) -> tuple[WindowDataset, WindowDataset]:
+        """Client ``pid``'s local (train, test) windows."""
+        if not 0 <= pid < self.num_clients:
+            raise FederationError(f"partition-id {pid} is out of range: this configuration has {self.num_clients} clients.")
+        local = self.splits[0].subset(self.partitions[pid])
+        tr, te = local_split(len(local), self.cfg.federated.local_test_fraction, derive_seed(self.cfg.seed, pid, "split"))
+        return local.subset(tr), local.subset(te)
+
+    # ----------------------------------------------------------------- model
+    @cached_property
+    def model(self) -> HARModel:
+        train = self.splits[0]
+        return build_model(self.cfg.model, train.channels, train.window_length, train.classes, self.cfg.seed)
+
+    def initial_state(self) -> State:
+        return self.model.trainable_state()
+
+    def local_stats(self, pid: int) -> dict[str, np.ndarray]:
+        """Per-channel count, sum and sum of squares: pooled exactly by the server into the
+        global normaliser without any client sharing its windows."""
+        X = self.client_data(pid)[0].X.astype(np.float64)
+        return {"count": np.array([X.shape[0] * X.shape[2]], dtype=np.float64),
+                "sum": X.sum(axis=(0, 2)), "sumsq": (X**2).sum(axis=(0, 2))}
+
+    # ------------------------------------------------------------ client work
+    def train_client(self, state: dict, pid: int, server_round: int, proximal_mu: float = 0.0) -> tuple[State, dict, int]:
+        """Local epochs on client ``pid`` from the global ``state``; returns (state, metrics, n)."""
+        faults = self.cfg.federated.faults
+        faulty = pid in faults.clients and (not faults.rounds or server_round in faults.rounds)
+        if faulty and faults.mode == "raise":
+            raise InjectedFault(f"injected fault: client {pid} fails in round {server_round}")
+        train, _ = self.client_data(pid)
+        with self._lock:  # one model per process; virtual clients in a process take turns
+            model = self.model
+            model.load_trainable_state(state, where=f"global state (round {server_round})")
+            penalties = []
+            if proximal_mu > 0:
+                anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+                def proximal(m: torch.nn.Module) -> torch.Tensor:
+                    return 0.5 * proximal_mu * sum(((p - anchor[n]) ** 2).sum() for n, p in m.named_parameters() if n in anchor)
+
+                penalties.append(proximal)
+            tcfg = self.cfg.train
+            local_cfg = type(tcfg)(**{**tcfg.__dict__, "epochs": self.cfg.federated.local_epochs, "progress": False})
+            history = fit(model, train, local_cfg, seed=derive_seed(self.cfg.seed, pid, server_round),
+                          penalties=penalties, desc=f"client {pid}")
+            new_state = model.trainable_state()
+        if faulty and faults.mode == "nan":
+            first = next(iter(new_state))
+            new_state[first] = torch.full_like(new_state[first], float("nan"))
+        elif faulty and faults.mode == "shape":
+            first = next(iter(new_state))
+            new_state[first] = torch.zeros(*new_state[first].shape, 2)
+        return new_state, {"train_loss": history[-1]["train_loss"]}, len(train)
+
+    def evaluate_state(self, state: dict, data: WindowDataset, where: str = "state") -> dict:
+        with self._lock:
+            self.model.load_trainable_state(state, where=where)
+            return evaluate(self.model, data, self.cfg.train)
+
+    def evaluate_client(self, state: dict, pid: int) -> tuple[dict, int]:
+        _, test = self.client_data(pid)
+        if len(test) == 0:
+            return {"accuracy": float("nan"), "macro_f1": float("nan"), "loss": float("nan")}, 0
+        return self.evaluate_state(state, test, f"global state for client {pid}"), len(test)
+
+    def evaluate_central(self, state: dict) -> dict:
+        return self.evaluate_state(state, self.splits[1], "global state")
+
+
+_TASKS: dict[str, FederatedTask] = {}
+_TASKS_LOCK = threading.Lock()
+
+
+def config_key(cfg: ExperimentConfig) -> str:
+    return hashlib.sha256(yaml.safe_dump(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
+
+
+def get_task(cfg: ExperimentConfig) -> FederatedTask:
+    """The process-wide task for ``cfg`` (data and backbone loaded once per worker process)."""
+    key = config_key(cfg)
+    with _TASKS_LOCK:
+        if key not in _TASKS:
+            _TASKS.clear()  # a worker serves one run at a time; free the previous backbone
+            _TASKS[key] = FederatedTask(cfg)
+        return _TASKS[key]
+
+
+def pooled_normaliser(stats: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact pooled per-channel mean/std from the clients' counts, sums and sums of squares."""
+    n = sum(float(s["count"][0]) for s in stats)
+    total = sum(s["sum"] for s in stats)
+    total_sq = sum(s["sumsq"] for s in stats)
+    mean = total / n
+    var = np.maximum(total_sq / n - mean**2, 1e-12)
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)

@@ -1,0 +1,170 @@
+"""Sequence backbones between frontend and head: frozen HF LLM (+ LoRA), none, or a small
+from-scratch Transformer. All map ``[B, L, d] -> [B, L, d]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+from torch import nn
+
+from fedhar.exceptions import ModelError
+from fedhar.models.config import BackboneConfig
+from fedhar.models.hub import EMBEDDED, resolve_pretrained
+from fedhar.registry import Registry
+
+log = logging.getLogger(__name__)
+
+BACKBONES: Registry[Callable[[BackboneConfig, int], "Backbone"]] = Registry("backbone")
+
+# LoRA targets per architecture (peft's own defaults adapt only q/v for Llama).
+LORA_TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gpt2": ["c_attn"],
+}
+
+
+class Backbone(nn.Module):
+    """Base class: ``hidden_size`` and the token-embedding norm the frontend should match."""
+
+    hidden_size: int
+    embedding_norm: float | None = None
+    is_llm: bool = False
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@BACKBONES.register("none")
+class IdentityBackbone(Backbone):
+    """The no-LLM baseline: frontend tokens go straight to the pooling head."""
+
+    def __init__(self, cfg: BackboneConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.hidden_size = cfg.d_model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens
+
+
+@BACKBONES.register("transformer")
+class TransformerBackbone(Backbone):
+    """Small from-scratch Transformer encoder, trained fully: the architecture-only baseline."""
+
+    def __init__(self, cfg: BackboneConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.hidden_size = cfg.d_model
+        layer = nn.TransformerEncoderLayer(
+            cfg.d_model, cfg.heads, dim_feedforward=4 * cfg.d_model, dropout=0.1, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_layers=cfg.layers or 4, enable_nested_tensor=False)
+        self.pos = nn.Parameter(torch.zeros(1, 512, cfg.d_model))
+        nn.init.normal_(self.pos, std=0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.encoder(tokens + self.pos[:, : tokens.shape[1]])
+
+
+class HFBackbone(Backbone):
+    """A frozen Hugging Face decoder fed with ``inputs_embeds``, optionally adapted with LoRA."""
+
+    is_llm = True
+
+    def __init__(self, base: nn.Module, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.hidden_size = int(base.config.hidden_size)
+        with torch.no_grad():
+            emb = base.get_input_embeddings().weight
+            self.embedding_norm = float(emb.norm(dim=-1).mean())
+        for p in base.parameters():
+            p.requires_grad_(False)
+        self.model_type = getattr(base.config, "model_type", "unknown")
+        if cfg.lora.enabled:
+            from peft import LoraConfig, get_peft_model
+
+            targets = cfg.lora.target_modules or LORA_TARGETS.get(self.model_type)
+            lora_cfg = LoraConfig(
+                r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets
+            )
+            try:
+                base = get_peft_model(base, lora_cfg)
+            except ValueError as exc:
+                raise ModelError(
+                    f"LoRA could not be attached to `{cfg.name}` ({self.model_type}): {exc}. "
+                    "Set `model.backbone.lora.target_modules` to module names of this architecture."
+                ) from None
+        self.model = base
+
+    @property
+    def targeted_modules(self) -> list[str]:
+        return sorted(getattr(self.model, "targeted_module_names", []) or [])
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out = self.model(inputs_embeds=tokens, use_cache=False)
+        return out.last_hidden_state
+
+    def save_adapter(self, folder: str) -> None:
+        """Write the LoRA adapter in PEFT's own format (``adapter_config.json`` + safetensors)."""
+        if not hasattr(self.model, "save_pretrained") or not hasattr(self.model, "peft_config"):
+            raise ModelError("This backbone has no LoRA adapter to save (`model.backbone.lora.enabled` is false).")
+        self.model.save_pretrained(folder)
+
+
+def _truncate(model: nn.Module, layers: int | None) -> None:
+    if layers is None:
+        return
+    blocks = getattr(model, "layers", None) or getattr(model, "h", None)
+    if blocks is None:
+        raise ModelError(f"`model.backbone.layers`: cannot find the decoder blocks of {type(model).__name__}.")
+    if layers > len(blocks):
+        raise ModelError(f"`model.backbone.layers` is {layers} but the backbone has only {len(blocks)} blocks.")
+    del blocks[layers:]
+    cfg = model.config
+    for key in ("num_hidden_layers", "n_layer"):
+        if hasattr(cfg, key):
+            setattr(cfg, key, layers)
+    if isinstance(getattr(cfg, "layer_types", None), list):
+        cfg.layer_types = cfg.layer_types[:layers]
+
+
+def load_base(cfg: BackboneConfig, seed: int = 0) -> nn.Module:
+    """The bare (headless) HF model named by ``cfg``, truncated, pretrained or randomly initialised."""
+    from transformers import AutoConfig, AutoModel, LlamaConfig
+
+    if cfg.name == "tiny-llama":
+        config = LlamaConfig(
+            vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        )
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config)
+    else:
+        source = resolve_pretrained(cfg.name)
+        try:
+            if cfg.pretrained:
+                model = AutoModel.from_pretrained(source, dtype=torch.float32)
+            else:
+                config = AutoConfig.from_pretrained(source)
+                if cfg.layers is not None:
+                    for key in ("num_hidden_layers", "n_layer"):
+                        if hasattr(config, key):
+                            setattr(config, key, min(cfg.layers, getattr(config, key)))
+                torch.manual_seed(seed)
+                model = AutoModel.from_config(config)
+        except (OSError, ValueError) as exc:
+            hint = "" if cfg.name in EMBEDDED else " Is it a local folder with config.json, or a hub id with the hub reachable?"
+            raise ModelError(f"Could not load backbone `{cfg.name}`: {str(exc).splitlines()[0]}.{hint}") from None
+    _truncate(model, cfg.layers)
+    model.eval()
+    return model
+
+
+def build_backbone(cfg: BackboneConfig, seed: int = 0) -> Backbone:
+    if cfg.name in BACKBONES:
+        return BACKBONES.get(cfg.name)(cfg, seed)
+    return HFBackbone(load_base(cfg, seed), cfg)

@@ -1,0 +1,89 @@
+"""Model configuration: frontend, backbone (+ LoRA) and head, validated on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fedhar.exceptions import ConfigError
+
+
+@dataclass
+class FrontendConfig:
+    """Structured convolutional projection from sensor windows to backbone tokens."""
+
+    kind: str = field(default="conv", metadata={"help": "Frontend name in the frontend registry."})
+    tokens: int = field(default=32, metadata={"help": "Number of tokens L fed to the backbone."})
+    channels: list[int] = field(default_factory=lambda: [32, 64], metadata={"help": "Conv channels per layer in each sensor branch."})
+    kernels: list[int] = field(default_factory=lambda: [7, 5], metadata={"help": "Temporal kernel size per conv layer."})
+    strides: list[int] = field(default_factory=lambda: [1, 1], metadata={"help": "Stride per conv layer."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout on the token embeddings."})
+    scale_to_embedding_norm: bool = field(default=True, metadata={"help": "Scale tokens to the backbone's mean token-embedding norm."})
+
+    def __post_init__(self) -> None:
+        if not (len(self.channels) == len(self.kernels) == len(self.strides)) or not self.channels:
+            raise ConfigError(
+                "`model.frontend.channels`, `kernels` and `strides` must be non-empty lists of the same "
+                f"length; got {len(self.channels)}, {len(self.kernels)} and {len(self.strides)}."
+            )
+        for key in ("channels", "kernels", "strides"):
+            if any(v <= 0 for v in getattr(self, key)):
+                raise ConfigError(f"`model.frontend.{key}` must be positive integers; got {getattr(self, key)}.")
+        if self.tokens <= 0:
+            raise ConfigError(f"`model.frontend.tokens` must be positive; got {self.tokens}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"`model.frontend.dropout` must be in [0, 1); got {self.dropout}.")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the frozen backbone, passed to ``peft.LoraConfig``."""
+
+    enabled: bool = field(default=True, metadata={"help": "Adapt the backbone with LoRA (false: backbone fully frozen)."})
+    r: int = field(default=8, metadata={"help": "LoRA rank."})
+    alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
+    dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
+    target_modules: list[str] | None = field(default=None, metadata={"help": "Module names to adapt; default per architecture (q/k/v/o for Llama/Qwen, c_attn for GPT-2)."})
+
+    def __post_init__(self) -> None:
+        if self.r <= 0:
+            raise ConfigError(f"`model.backbone.lora.r` must be a positive rank; got {self.r}.")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"`model.backbone.lora.dropout` must be in [0, 1); got {self.dropout}.")
+
+
+@dataclass
+class BackboneConfig:
+    """Which sequence model sits between frontend and head."""
+
+    name: str = field(default="smollm2-135m", metadata={"help": "smollm2-135m (embedded), tiny-llama (random, tests), none, transformer, classical, or any HF model id / local folder."})
+    layers: int | None = field(default=8, metadata={"help": "Keep only the first N decoder blocks (null: all)."})
+    pretrained: bool = field(default=True, metadata={"help": "false: same architecture with random weights (ablation)."})
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings."})
+    d_model: int = field(default=128, metadata={"help": "Width of the from-scratch `transformer` baseline."})
+    heads: int = field(default=4, metadata={"help": "Attention heads of the `transformer` baseline."})
+    trees: int = field(default=300, metadata={"help": "Trees of the `classical` random forest."})
+
+    def __post_init__(self) -> None:
+        if self.layers is not None and self.layers <= 0:
+            raise ConfigError(f"`model.backbone.layers` must be positive or null; got {self.layers}.")
+        if not self.name:
+            raise ConfigError("`model.backbone.name` must not be empty.")
+
+
+@dataclass
+class HeadConfig:
+    """Pooling over tokens plus a linear classifier."""
+
+    pooling: str = field(default="mean", metadata={"help": "mean or last."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout before the classifier."})
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("mean", "last"):
+            raise ConfigError(f"`model.head.pooling` must be `mean` or `last`; got {self.pooling!r}.")
+
+
+@dataclass
+class ModelConfig:
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)

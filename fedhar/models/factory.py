@@ -1,0 +1,25 @@
+"""Build any configured model from the data it will see (channels, window length, classes)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from fedhar.models.backbones import build_backbone
+from fedhar.models.config import ModelConfig
+from fedhar.models.frontend import build_frontend
+from fedhar.models.har_model import HARModel, Normalizer, PoolingHead
+
+NON_NEURAL = ("classical",)
+
+
+def build_model(
+    cfg: ModelConfig, channels: Sequence[str], window_length: int, classes: Sequence[str], seed: int = 0
+) -> HARModel:
+    """Frozen backbone first (its hidden size and embedding norm shape the frontend), then the rest."""
+    backbone = build_backbone(cfg.backbone, seed)
+    torch.manual_seed(seed)
+    frontend = build_frontend(cfg.frontend, channels, window_length, backbone.hidden_size, backbone.embedding_norm)
+    head = PoolingHead(backbone.hidden_size, len(classes), cfg.head)
+    return HARModel(Normalizer(len(channels)), frontend, backbone, head, cfg.backbone.name, tuple(channels), tuple(classes))

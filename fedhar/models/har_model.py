@@ -1,0 +1,136 @@
+"""The HAR model: normaliser -> frontend -> backbone -> head, and its exchangeable state.
+
+The *trainable state* is what later issues send over the network and what continual
+strategies snapshot: every parameter that is trained (frontend, LoRA, head; all of a
+from-scratch backbone) plus the normalisation statistics. Its key set is fixed when the model
+is built, so freezing parts later (head-only adaptation) does not change what is exchanged.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedhar.exceptions import ModelError
+from fedhar.models.backbones import Backbone
+from fedhar.models.config import HeadConfig
+
+
+class Normalizer(nn.Module):
+    """Per-channel standardisation with statistics fitted on training data, saved with the model."""
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_channels))
+        self.register_buffer("std", torch.ones(num_channels))
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(np.maximum(std, 1e-6), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean[None, :, None]) / self.std[None, :, None]
+
+
+class PoolingHead(nn.Module):
+    """``[B, L, d] -> [B, K]``: mean or last-token pooling, then a linear classifier."""
+
+    def __init__(self, d_model: int, num_classes: int, cfg: HeadConfig) -> None:
+        super().__init__()
+        self.pooling = cfg.pooling
+        self.drop = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(d_model, num_classes)
+
+    def pool(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden.mean(dim=1) if self.pooling == "mean" else hidden[:, -1]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.drop(self.pool(hidden)))
+
+
+class HARModel(nn.Module):
+    """Sensor windows ``[B, C, T]`` to class logits ``[B, K]``."""
+
+    def __init__(self, normalizer: Normalizer, frontend: nn.Module, backbone: Backbone, head: PoolingHead,
+                 backbone_name: str, channels: tuple[str, ...], classes: tuple[str, ...]) -> None:
+        super().__init__()
+        self.normalizer = normalizer
+        self.frontend = frontend
+        self.backbone = backbone
+        self.head = head
+        self.backbone_name = backbone_name
+        self.channels = tuple(channels)
+        self.classes = tuple(classes)
+        trainable = [n for n, p in self.named_parameters() if p.requires_grad]
+        self._state_keys = tuple(trainable + ["normalizer.mean", "normalizer.std"])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features ``[B, d]`` (what a head-only adaptation sees)."""
+        x = self.normalizer(x)  # [B, C, T]
+        tokens = self.frontend(x)  # [B, L, d]
+        hidden = self.backbone(tokens)  # [B, L, d]
+        return self.head.pool(hidden)  # [B, d]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(self.frontend(self.normalizer(x))))
+
+    # ---------------------------------------------------------- exchangeable state
+    @property
+    def state_keys(self) -> tuple[str, ...]:
+        return self._state_keys
+
+    def trainable_state(self) -> "OrderedDict[str, torch.Tensor]":
+        """Flat ``{name: tensor}`` of frontend + LoRA + head (+ trained backbone) + normaliser."""
+        full = dict(self.named_parameters())
+        full.update(dict(self.named_buffers()))
+        return OrderedDict((k, full[k].detach().clone()) for k in self._state_keys)
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor | np.ndarray], where: str = "state") -> None:
+        """Load a flat state; missing, unexpected or wrong-shape entries raise ModelError."""
+        missing = [k for k in self._state_keys if k not in state]
+        unexpected = [k for k in state if k not in self._state_keys]
+        if missing or unexpected:
+            raise ModelError(
+                f"{where} does not match this model: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}. Was it saved from a model "
+                "with the same backbone, LoRA and frontend settings?"
+            )
+        full = dict(self.named_parameters())
+        full.update(dict(self.named_buffers()))
+        with torch.no_grad():
+            for k in self._state_keys:
+                value = torch.as_tensor(np.asarray(state[k]) if not isinstance(state[k], torch.Tensor) else state[k])
+                if tuple(value.shape) != tuple(full[k].shape):
+                    raise ModelError(f"{where}: `{k}` has shape {tuple(value.shape)}, expected {tuple(full[k].shape)}.")
+                full[k].copy_(value.to(full[k].dtype))
+
+    def state_bytes(self) -> int:
+        """Bytes of the trainable state, the size of one federated update."""
+        return int(sum(t.numel() * t.element_size() for t in self.trainable_state().values()))
+
+    def param_counts(self) -> dict[str, int]:
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        backbone = sum(p.numel() for p in self.backbone.parameters())
+        return {"total_params": int(total), "trainable_params": int(trainable), "backbone_params": int(backbone)}
+
+    def set_trainable(self, parts: tuple[str, ...] = ("frontend", "lora", "head", "backbone")) -> None:
+        """Choose which parts train (e.g. ``("head",)`` for head-only adaptation).
+
+        ``lora`` means the adapter weights of an LLM backbone; ``backbone`` means a from-scratch
+        backbone's own weights. Frozen pretrained weights never train.
+        """
+        valid = {"frontend", "lora", "head", "backbone"}
+        if not set(parts) <= valid:
+            raise ModelError(f"Unknown trainable parts {sorted(set(parts) - valid)}; valid: {sorted(valid)}.")
+        trainable_names = set(self._state_keys)
+        for name, p in self.named_parameters():
+            if name not in trainable_names:
+                continue
+            part = name.split(".", 1)[0]
+            if part == "backbone":
+                part = "lora" if "lora_" in name else "backbone"
+            p.requires_grad_(part in parts)

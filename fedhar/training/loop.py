@@ -1,0 +1,142 @@
+"""The one training loop: central runs, Flower clients and continual strategies all call it.
+
+Extension points are arguments, not subclasses: ``penalties`` add terms to the loss (FedProx's
+proximal term, EWC), ``on_epoch`` sees each epoch's metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from fedhar.data.dataset import WindowDataset
+from fedhar.training.config import TrainConfig
+from fedhar.training.metrics import classification_metrics
+
+Penalty = Callable[[nn.Module], torch.Tensor]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed numpy and torch; return a generator for batch order so it depends on ``seed`` only."""
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    warmup = int(cfg.warmup_fraction * total_steps)
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def _class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256, precision: str = "fp32") -> np.ndarray:
+    """Logits for windows ``X`` ``(N, C, T)``, in inference mode and large batches."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with autocast(precision):
+        for i in range(0, len(X), batch_size):
+            out.append(model(torch.from_numpy(np.ascontiguousarray(X[i : i + batch_size]))).float())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def evaluate(model: nn.Module, data: WindowDataset, cfg: TrainConfig | None = None,
+             labels: Sequence[int] | None = None) -> dict:
+    """Accuracy, macro-F1, confusion matrix and mean cross-entropy on ``data``."""
+    cfg = cfg or TrainConfig()
+    logits = predict_logits(model, data.X, cfg.eval_batch_size, cfg.precision)
+    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(data.y))) if len(data) else float("nan")
+    metrics = classification_metrics(data.y, logits.argmax(1), logits.shape[1], labels)
+    metrics["loss"] = loss
+    return metrics
+
+
+def fit(
+    model: nn.Module,
+    train: WindowDataset,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    eval_data: WindowDataset | None = None,
+    penalties: Iterable[Penalty] = (),
+    on_epoch: Callable[[dict], None] | None = None,
+    desc: str = "train",
+) -> list[dict]:
+    """Train ``model`` in place on ``train``; returns one metrics dict per epoch.
+
+    Only parameters with ``requires_grad`` are optimised (``cfg.trainable`` chooses them on a
+    HARModel), so frozen backbone weights get no gradient and no optimizer state.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    gen = seed_everything(seed)
+    if hasattr(model, "set_trainable"):
+        model.set_trainable(tuple(cfg.trainable))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch * cfg.epochs))
+    weight = _class_weights(train.y, model.head.classifier.out_features) if cfg.class_weights else None
+    X = torch.from_numpy(np.ascontiguousarray(train.X))
+    y = torch.from_numpy(train.y)
+    penalties = list(penalties)
+    history: list[dict] = []
+    model.train()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train), generator=gen)
+        total, seen = 0.0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for step in bar:
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            with autocast(cfg.precision):
+                logits = model(X[idx])
+            loss = nn.functional.cross_entropy(logits.float(), y[idx], weight=weight)
+            for penalty in penalties:
+                loss = loss + penalty(model)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), "seconds": time.perf_counter() - t0, "lr": sched.get_last_lr()[0]}
+        if eval_data is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            m = evaluate(model, eval_data, cfg)
+            row.update({"test_loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+    return history

@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fedhar.exceptions import ConfigError, ModelError
+from fedhar.models import ModelConfig, build_model
+from fedhar.models.checkpoint import load_model_state, save_model
+from fedhar.schema import from_mapping
+
+CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+CLASSES = ("a", "b", "c")
+
+
+def tiny(**backbone):
+    spec = {"backbone": {"name": "tiny-llama", "layers": 2, **backbone}, "frontend": {"tokens": 6, "channels": [8], "kernels": [3], "strides": [2]}}
+    return build_model(from_mapping(ModelConfig, spec), CHANNELS, 64, CLASSES, seed=0)
+
+
+def test_forward_shapes_and_named_parts():
+    model = tiny()
+    x = torch.randn(5, 6, 64)
+    assert model(x).shape == (5, 3)
+    assert model.features(x).shape == (5, 64)
+    tokens = model.frontend(model.normalizer(x))
+    assert tokens.shape == (5, 6, 64)  # [B, L, d_model]
+    assert model.frontend.sensor_names == ["acc", "gyro"]
+
+
+def test_frontend_tokens_scaled_to_embedding_norm():
+    model = tiny()
+    model.eval()
+    tokens = model.frontend(torch.randn(32, 6, 64) * 50)
+    target = model.backbone.embedding_norm
+    assert abs(float(tokens.detach().norm(dim=-1).mean()) / target - 1) < 0.05
+
+
+def test_lora_targets_and_frozen_backbone():
+    model = tiny()
+    assert len(model.backbone.targeted_modules) == 2 * 4  # q/k/v/o in 2 blocks
+    frozen = [n for n, p in model.named_parameters() if n.startswith("backbone") and "lora_" not in n]
+    assert frozen and not any(dict(model.named_parameters())[n].requires_grad for n in frozen)
+    counts = model.param_counts()
+    assert counts["trainable_params"] < counts["total_params"]
+    assert model.state_bytes() == 4 * (counts["trainable_params"] + 2 * len(CHANNELS))
+
+
+def test_trainable_state_round_trip_and_errors(tmp_path):
+    a, b = tiny(), tiny()
+    with torch.no_grad():
+        for p in a.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p))
+    a.normalizer.set_stats(np.arange(6.0), np.ones(6) * 2)
+    save_model(a, tmp_path)
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()  # PEFT's own format
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 8
+    load_model_state(b, tmp_path)
+    x = torch.randn(3, 6, 64)
+    a.eval(), b.eval()
+    assert torch.allclose(a(x), b(x))
+    state = a.trainable_state()
+    state.pop(next(iter(state)))
+    with pytest.raises(ModelError, match="missing"):
+        b.load_trainable_state(state)
+    bad = a.trainable_state()
+    key = next(iter(bad))
+    bad[key] = torch.zeros(1)
+    with pytest.raises(ModelError, match=f"`{key}` has shape"):
+        b.load_trainable_state(bad)
+
+
+def test_head_only_keeps_state_keys():
+    model = tiny()
+    keys = model.state_keys
+    model.set_trainable(("head",))
+    assert all(p.requires_grad == n.startswith("head") for n, p in model.named_parameters() if n in keys)
+    assert model.state_keys == keys
+
+
+def test_baselines_build():
+    none = build_model(from_mapping(ModelConfig, {"backbone": {"name": "none", "d_model": 32}}), CHANNELS, 64, CLASSES)
+    tr = build_model(from_mapping(ModelConfig, {"backbone": {"name": "transformer", "layers": 2, "d_model": 32}}), CHANNELS, 64, CLASSES)
+    x = torch.randn(2, 6, 64)
+    assert none(x).shape == tr(x).shape == (2, 3)
+    assert none.param_counts()["backbone_params"] == 0
+    assert all(p.requires_grad for p in tr.parameters())
+
+
+def test_bad_model_config():
+    with pytest.raises(ConfigError, match="must be non-empty lists of the same length"):
+        from_mapping(ModelConfig, {"frontend": {"channels": [8, 8], "kernels": [3]}})
+    with pytest.raises(ModelError, match="has only 2 blocks"):
+        tiny(layers=5)

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from fedhar.data import make_synthetic
+from fedhar.models import ClassicalModel, ModelConfig, build_model
+from fedhar.schema import from_mapping
+from fedhar.training import TrainConfig, classification_metrics, evaluate, fit
+
+
+def _model(seed=0, name="tiny-llama"):
+    ds = make_synthetic(n_per_class=10, subjects=3, seed=1, window=64)
+    cfg = from_mapping(ModelConfig, {"backbone": {"name": name, "layers": 1, "d_model": 32},
+                                     "frontend": {"tokens": 4, "channels": [8], "kernels": [3], "strides": [2]}})
+    m = build_model(cfg, ds.channels, ds.window_length, ds.classes, seed=seed)
+    m.normalizer.set_stats(ds.X.mean((0, 2)), ds.X.std((0, 2)))
+    return m, ds
+
+
+def test_loss_falls_and_metrics_reported():
+    m, ds = _model()
+    hist = fit(m, ds, TrainConfig(epochs=4, batch_size=16, lr=3e-3, precision="fp32", progress=False), eval_data=ds)
+    assert hist[-1]["train_loss"] < 0.7 * hist[0]["train_loss"]
+    assert set(hist[-1]) >= {"epoch", "train_loss", "accuracy", "macro_f1", "seconds"}
+    res = evaluate(m, ds)
+    assert np.asarray(res["confusion"]).sum() == len(ds)
+
+
+def test_seeded_runs_identical_and_seed_matters():
+    cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False)
+    runs = []
+    for seed in (0, 0, 1):
+        m, ds = _model()
+        fit(m, ds, cfg, seed=seed)
+        runs.append(torch.cat([v.flatten() for v in m.trainable_state().values()]))
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
+def test_only_selected_parts_change_and_penalty_applies():
+    m, ds = _model()
+    before = m.trainable_state()
+    fit(m, ds, TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False, trainable=["head"]))
+    after = m.trainable_state()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("head") for k in changed)
+    calls = []
+    fit(m, ds, TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False),
+        penalties=[lambda model: calls.append(1) or torch.zeros(())])
+    assert len(calls) == int(np.ceil(len(ds) / 16))
+
+
+def test_bf16_close_to_fp32():
+    m, ds = _model(name="none")
+    m.eval()
+    x = torch.from_numpy(ds.X[:16])
+    with torch.no_grad():
+        ref = m(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(x).float()
+    assert torch.allclose(ref, low, atol=0.1, rtol=0.05)
+
+
+def test_classical_baseline_and_label_subset_metrics():
+    ds = make_synthetic(n_per_class=15, subjects=3, seed=2, window=64)
+    clf = ClassicalModel(trees=50).fit(ds.X, ds.y)
+    assert (clf.predict(ds.X) == ds.y).mean() > 0.95
+    m = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), 4, labels=[0, 1])
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3) / 2)
