@@ -215,7 +215,9 @@ def concat(datasets: Sequence[WindowDataset], name: str | None = None) -> Window
             [getattr(ds, key) if getattr(ds, key) is not None else np.full(len(ds), default) for ds in datasets]
         )
 
-    extras_keys = set.intersection(*(set(ds.extras) for ds in datasets))
+    extras_keys = set.intersection(*(set(ds.extras) for ds in datasets)) - {"dataset"}
+    # Every window remembers its source dataset (clients can then be whole datasets).
+    source = np.concatenate([np.asarray(ds.extras.get("dataset", np.full(len(ds), ds.name))).astype(str) for ds in datasets])
     return WindowDataset(
         X=np.concatenate([ds.X for ds in datasets]),
         y=np.concatenate(ys),
@@ -227,5 +229,5 @@ def concat(datasets: Sequence[WindowDataset], name: str | None = None) -> Window
         name=name or "+".join(dict.fromkeys(ds.name for ds in datasets)),
         device=cat_opt("device", "unknown"),
         placement=cat_opt("placement", "unknown"),
-        extras={k: np.concatenate([np.asarray(ds.extras[k]) for ds in datasets]) for k in extras_keys},
+        extras={"dataset": source, **{k: np.concatenate([np.asarray(ds.extras[k]) for ds in datasets]) for k in extras_keys}},
     )

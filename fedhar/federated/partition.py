@@ -19,7 +19,9 @@ def _unit_column(ds: WindowDataset, partition: str) -> np.ndarray:
             raise DataError(f"`federated.partition: device` but dataset `{ds.name}` has no device column.")
         return ds.device
     if partition == "dataset":
-        return np.array([ds.name.split("+")[0]] * len(ds)) if "dataset" not in ds.extras else ds.extras["dataset"].astype(str)
+        if "dataset" in ds.extras:
+            return np.asarray(ds.extras["dataset"]).astype(str)
+        return np.full(len(ds), ds.name)  # a single dataset: one client
     raise ConfigError(f"`federated.partition` {partition!r} is not a natural unit.")
 
 

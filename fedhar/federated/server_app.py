@@ -124,7 +124,13 @@ def main(grid: Grid, context: Context) -> None:
     run_dir = Path(str(rc.pop("run-dir", "")) or f"runs/flwr-{time.strftime('%Y%m%d-%H%M%S')}")
     resume = bool(rc.pop("resume", False))
     overrides = [f"{k.replace('-', '_')}={v}" for k, v in rc.items()]
-    cfg = load_config(config_file, overrides)
+    path = Path(config_file)
+    if not path.is_absolute() and not path.exists():
+        # Relative to the app folder (the FAB ships configs/ next to fedhar/).
+        import fedhar
+
+        path = Path(fedhar.__file__).resolve().parents[1] / config_file
+    cfg = load_config(path, overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():
         from fedhar.reporting import write_config

@@ -70,6 +70,14 @@ def _weighted_metrics(records: list[RecordDict], weight_key: str) -> MetricRecor
     return out
 
 
+def _short(reason: str, limit: int = 400) -> str:
+    """Keep a failure reason readable: remote tracebacks end with the actual exception line."""
+    lines = [ln.strip() for ln in reason.splitlines() if ln.strip()]
+    if len(reason) <= limit or not lines:
+        return reason
+    return (lines[0][:120] + " ... " + lines[-1])[-limit:]
+
+
 class GuardedStrategy:
     """Mixin: ``class X(GuardedStrategy, FedAvg)``. Call :meth:`setup` before ``start``."""
 
@@ -120,9 +128,10 @@ class GuardedStrategy:
             if reason is None:
                 good.append(msg)
             else:
+                reason = _short(reason)
                 row["failures"] += 1
-                row["failure_reasons"].append(reason[:300])
-                log.warning("round %d: leaving out a reply from node %s: %s", rnd, msg.metadata.src_node_id, reason[:300])
+                row["failure_reasons"].append(reason)
+                log.warning("round %d: leaving out a reply from node %s: %s", rnd, msg.metadata.src_node_id, reason)
         # Aggregate in a fixed client order so results do not depend on arrival order.
         good.sort(key=lambda m: int(m.content["metrics"].get("partition-id", 0)))
         row["clients"] = len(good)

@@ -115,7 +115,7 @@ def fit(
         t0 = time.perf_counter()
         order = torch.randperm(len(train), generator=gen)
         total, seen = 0.0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=None if cfg.progress else True, leave=False)
         for step in bar:
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             with autocast(cfg.precision):

@@ -93,3 +93,25 @@ def test_bad_model_config():
         from_mapping(ModelConfig, {"frontend": {"channels": [8, 8], "kernels": [3]}})
     with pytest.raises(ModelError, match="has only 2 blocks"):
         tiny(layers=5)
+
+
+@pytest.mark.parametrize("arch, target", [("gpt2", "c_attn"), ("qwen2", "q_proj")])
+def test_local_hf_folder_backbone(tmp_path, arch, target):
+    from transformers import AutoModel, GPT2Config, Qwen2Config
+
+    if arch == "gpt2":
+        config = GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=64, n_positions=64)
+    else:
+        config = Qwen2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                             intermediate_size=64, vocab_size=64)
+    AutoModel.from_config(config).save_pretrained(tmp_path)
+    spec = {"backbone": {"name": str(tmp_path), "layers": 1}, "frontend": {"tokens": 4, "channels": [8], "kernels": [3], "strides": [1]}}
+    model = build_model(from_mapping(ModelConfig, spec), CHANNELS, 32, CLASSES)
+    assert model(torch.randn(2, 6, 32)).shape == (2, 3)
+    assert model.backbone.targeted_modules and all(m.endswith(target) for m in model.backbone.targeted_modules)
+    assert len(model.backbone.targeted_modules) == (1 if arch == "gpt2" else 4)
+
+
+def test_unloadable_backbone_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="Could not load backbone"):
+        build_model(from_mapping(ModelConfig, {"backbone": {"name": str(tmp_path / "nothing")}}), CHANNELS, 32, CLASSES)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from fedhar.data import make_synthetic
+from fedhar.exceptions import ConfigError
+from fedhar.federated.config import FederatedConfig
+from fedhar.federated.partition import local_split, partition_indices
+from fedhar.federated.task import derive_seed
+
+
+@pytest.fixture
+def ds():
+    return make_synthetic(n_per_class=12, subjects=6, seed=0, window=32)
+
+
+def test_subject_partition_one_client_per_subject(ds):
+    parts = partition_indices(ds, FederatedConfig(partition="subject"))
+    assert len(parts) == 6
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(ds)))
+    assert all(len(np.unique(ds.subject[p])) == 1 for p in parts)
+    assert [int(ds.subject[p][0]) for p in parts] == sorted(np.unique(ds.subject).tolist())
+
+
+def test_grouped_subjects_when_fewer_clients(ds):
+    parts = partition_indices(ds, FederatedConfig(partition="subject", num_clients=2))
+    assert len(parts) == 2 and all(len(np.unique(ds.subject[p])) == 3 for p in parts)
+    with pytest.raises(ConfigError, match="only 6 subject units"):
+        partition_indices(ds, FederatedConfig(partition="subject", num_clients=9))
+
+
+def test_iid_and_dirichlet(ds):
+    iid = partition_indices(ds, FederatedConfig(partition="iid", num_clients=4))
+    assert len(iid) == 4 and sum(map(len, iid)) == len(ds)
+    a = partition_indices(ds, FederatedConfig(partition="dirichlet", num_clients=3, dirichlet_alpha=0.1), seed=1)
+    b = partition_indices(ds, FederatedConfig(partition="dirichlet", num_clients=3, dirichlet_alpha=0.1), seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    # strong label skew: some client's majority class holds most of its windows
+    shares = [np.bincount(ds.y[p]).max() / len(p) for p in a]
+    assert max(shares) > 0.5
+
+
+def test_seeds_and_local_split():
+    assert derive_seed(0, 3, 2) == derive_seed(0, 3, 2) != derive_seed(0, 2, 3)
+    tr, te = local_split(10, 0.2, seed=5)
+    assert len(te) == 2 and len(tr) == 8 and not set(tr) & set(te)
+    assert np.array_equal(local_split(10, 0.2, seed=5)[1], te)
+
+
+def test_dataset_partition_after_concat():
+    from fedhar.data import concat
+
+    a = make_synthetic(n_per_class=4, subjects=2, seed=0, window=32).replace(name="alpha")
+    b = make_synthetic(n_per_class=6, subjects=3, seed=1, window=32).replace(name="beta")
+    both = concat([a, b])
+    parts = partition_indices(both, FederatedConfig(partition="dataset"))
+    assert [len(p) for p in parts] == [len(a), len(b)]
+    assert set(both.extras["dataset"][parts[1]]) == {"beta"}
