@@ -19,8 +19,9 @@ from fedhar.exceptions import FedharError
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("transformers", "peft", "urllib3", "matplotlib", "filelock"):
+    for noisy in ("transformers", "peft", "urllib3", "matplotlib", "filelock", "alembic", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("flwr").propagate = False  # Flower prints through its own handler
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
