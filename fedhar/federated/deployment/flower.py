@@ -1,94 +1,8 @@
-"""Run a Flower App on a real, local Deployment Engine and always tear it down.
+"""Flower specifics of the local Deployment Engine: ports, ``FLWR_HOME``, run config,
+SuperLink/SuperNode startup and readiness, ``flwr run`` / ``flwr ls``.
 
-:func:`run_deployment` starts one ``flower-superlink`` and N ``flower-supernode``
-processes on loopback, submits the app with ``flwr run``, waits for the run, checks
-its final status, and in ``finally`` stops every process it started (including the
-``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` processes that Flower
-starts itself). It needs nothing from the network.
-
-Flower 1.41 layout (verified against the installed ``flwr`` source)
--------------------------------------------------------------------
-* The SuperLink serves its Runtime API (the former ServerAppIo API), its Control API
-  and its Fleet API on **one** HTTP port (``--host``/``--port``, default 8000). The old
-  ``--fleet-api-address``/``--control-api-address`` flags are deprecated no-ops and
-  ``--serverappio-api-address`` is rejected.
-* Each SuperNode serves its Runtime API (the former ClientAppIo API) on its own
-  ``--port`` (default 9094), which its SuperExec polls. So one free port for the
-  SuperLink plus one per SuperNode is all that is needed; they are found by binding
-  to port 0 on 127.0.0.1.
-* With the default ``--isolation subprocess`` the SuperLink starts
-  ``flower-superexec`` **in a new session** (``start_new_session=True``), which starts
-  ``flwr-serverapp``; each SuperNode starts ``flower-superexec`` (same process group),
-  which starts one short-lived ``flwr-clientapp`` per message. Killing the
-  SuperLink's process group therefore does not reach the ServerApp side, which is why
-  teardown also kills every process carrying this deployment's tag (below).
-* ``flwr run --stream`` exits 0 even when the ServerApp raised, so the run's final
-  status is read with ``flwr ls --run-id``; anything but ``finished:completed`` raises.
-
-Exact commands (``<bin>`` is the directory of ``sys.executable``; ``<P>`` the
-SuperLink port, ``<Pi>`` SuperNode i's port, ``<W>`` the ``workdir``)::
-
-    <bin>/flower-superlink --insecure --host 127.0.0.1 --port <P> \\
-        --disable-runtime-dependency-installation                     # > <W>/superlink.log
-    <bin>/flower-supernode --insecure --superlink 127.0.0.1:<P> --host 127.0.0.1 \\
-        --port <Pi> --node-config 'partition-id=<i> num-partitions=<N> ...'
-                                                                   # > <W>/supernode-<i>.log
-    <bin>/flwr run <app_dir> fedhar-local --stream [--run-config <W>/run-config.toml]
-                                                                   # > <W>/flwr-run.log
-    <bin>/flwr ls fedhar-local --run-id <run-id> --format json      # > <W>/flwr-ls.json
-
-Each process is started with ``start_new_session=True``, stdout+stderr to its log, and
-this environment on top of ``os.environ`` and ``env``: ``FLWR_TELEMETRY_ENABLED=0``,
-``FLWR_DISABLE_UPDATE_CHECK=1``, ``FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1``,
-``PATH=<bin>:$PATH`` (Flower starts ``flower-superexec``/``flwr-*app`` by bare name),
-``NO_PROXY`` extended with ``127.0.0.1,localhost`` (Flower's httpx clients honour
-proxy variables), ``PYTHONUNBUFFERED=1``, ``FEDHAR_DEPLOYMENT_TAG=<uuid>`` and its own
-``FLWR_HOME``:
-
-* ``<W>/flwr-home/cli/config.toml`` holds the connection ``flwr run`` uses::
-
-      [superlink]
-      default = "fedhar-local"
-
-      [superlink.fedhar-local]
-      address = "127.0.0.1:<P>"
-      insecure = true
-
-* ``<W>/flwr-home/superlink`` and ``<W>/flwr-home/supernode-<i>`` are where the
-  ServerApp and each ClientApp install the FAB. They are separate on purpose: the FAB
-  installer returns early when the target directory exists, so two ClientApps sharing
-  one ``FLWR_HOME`` could import a half-copied app.
-
-Run config: ``run_config`` (and/or the table in ``run_config_file``, flattened, with
-``run_config`` winning) is written to ``<W>/run-config.toml`` and passed as a single
-``--run-config`` file; Flower does not accept a TOML file together with ``k=v`` pairs,
-and a file avoids its ``k=v`` quoting rules. Keys must exist in the app's
-``[tool.flwr.app.config]``.
-
-How the app reaches the nodes
------------------------------
-``flwr run`` builds a FAB (a zip) from ``app_dir`` in memory and sends it to the
-SuperLink. Only ``**/*.py, *.toml, *.md, *.yaml, *.yml, *.json, *.jsonl``, ``/LICENSE``
-and ``/.gitignore`` are kept; ``.venv/``, ``.flwr/``, ``__pycache__/``, ``build/``,
-``**/test_*.py``, ``**/*_test.py`` and whatever the app root's ``.gitignore`` lists
-are dropped (only the root ``.gitignore`` is read); ``[tool.flwr.app] fab-include`` /
-``fab-exclude`` narrow it further. The FAB may be at most 10 MB and 10 directories
-deep. ``flwr-serverapp``/``flwr-clientapp`` unzip it into
-``$FLWR_HOME/apps/<publisher>.<name>.<version>.<hash8>/`` and put that directory first
-on ``sys.path`` before importing the ``[tool.flwr.app.components]`` references, so
-the app's package needs no installation; its *dependencies* (numpy, torch, fedhar
-itself if the FAB does not ship it) must already be importable in this environment,
-because runtime dependency installation is disabled. A package shipped in the FAB
-shadows an installed one of the same name.
-
-Process tracking and teardown
------------------------------
-Every process inherits ``FEDHAR_DEPLOYMENT_TAG``; teardown finds them by reading
-``/proc/<pid>/environ`` (plus the live descendants of the processes started here),
-sends SIGTERM to each started process group and to each tagged process, waits up to
-``TERM_GRACE_S``, then SIGKILLs what is left. ``<W>/deployment.json`` records ports,
-commands, log files, the tag and every pid seen, so callers and tests can check that
-nothing survived (see :func:`leftover_processes` and :func:`tagged_processes`).
+The exact commands, environment and files are documented in the
+:mod:`fedhar.federated.deployment` package docstring.
 """
 
 from __future__ import annotations
@@ -97,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -106,27 +19,24 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 from fedhar.exceptions import ConfigError, FederationError
+from fedhar.federated.deployment.processes import (
+    POLL_S,
+    TAG_ENV_VAR,
+    _Deployment,
+    _Proc,
+    _raise_on_sigterm,
+)
 
 try:  # Python >= 3.11
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10 (tomli ships with flwr)
     import tomli as tomllib  # type: ignore[no-redef]
 
-__all__ = [
-    "CONNECTION_NAME",
-    "TAG_ENV_VAR",
-    "leftover_processes",
-    "run_deployment",
-    "tagged_processes",
-]
-
 CONNECTION_NAME = "fedhar-local"
-TAG_ENV_VAR = "FEDHAR_DEPLOYMENT_TAG"
 HOST = "127.0.0.1"
 FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
@@ -135,16 +45,10 @@ FLOWER_ENV = {
 }
 STARTUP_TIMEOUT_S = 90.0  # SuperLink healthy + every SuperNode registered
 STARTUP_ATTEMPTS = 3  # fresh ports when a bind loses a race
-TERM_GRACE_S = 10.0  # SIGTERM -> SIGKILL
-KILL_WAIT_S = 5.0
-POLL_S = 0.25
 TAIL_LINES = 40
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _RUN_ID = re.compile(r"Successfully started run (\d+)")
 _SUPERNODE_REGISTERED = "SuperNode ID:"
-
-
-# --------------------------------------------------------------------------- public API
 
 
 def run_deployment(
@@ -189,157 +93,6 @@ def run_deployment(
             dep.write_manifest()
         finally:
             restore_sigterm()
-
-
-def leftover_processes(pids: list[int] | set[int] | tuple[int, ...], *,
-                       tag: str | None = None) -> list[int]:
-    """Return the pids in ``pids`` that are still alive (zombies count as gone).
-
-    With ``tag`` (a deployment's ``FEDHAR_DEPLOYMENT_TAG``), only pids that still carry
-    it count, so a pid reused by an unrelated process is not reported.
-    """
-    needle = f"{TAG_ENV_VAR}={tag}".encode() if tag is not None else None
-    return sorted(pid for pid in set(pids)
-                  if _alive(pid) and (needle is None or _has_env_entry(pid, needle)))
-
-
-def tagged_processes(tag: str) -> list[int]:
-    """Return live pids whose environment holds ``FEDHAR_DEPLOYMENT_TAG=<tag>``.
-
-    Linux only (reads ``/proc/<pid>/environ``); returns ``[]`` elsewhere.
-    """
-    needle = f"{TAG_ENV_VAR}={tag}".encode()
-    own = os.getpid()
-    found = []
-    for pid in _all_pids():
-        if pid != own and _has_env_entry(pid, needle) and _alive(pid):
-            found.append(pid)
-    return sorted(found)
-
-
-# --------------------------------------------------------------------------- internals
-
-
-@dataclass
-class _Proc:
-    name: str
-    cmd: list[str]
-    log_path: Path
-    popen: subprocess.Popen[bytes]
-    log_file: IO[bytes] | None = None
-
-
-@dataclass
-class _Deployment:
-    workdir: Path
-    tag: str
-    bindir: Path
-    base_env: dict[str, str] = field(default_factory=dict)
-    procs: list[_Proc] = field(default_factory=list)
-    ports: dict[str, int] = field(default_factory=dict)
-    seen_pids: set[int] = field(default_factory=set)
-    run_id: str | None = None
-    run_status: dict[str, Any] | None = None
-    survivors: list[int] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    _t0: float = field(default_factory=time.monotonic)
-
-    def mark(self, name: str) -> None:
-        self.timings[name] = round(time.monotonic() - self._t0, 2)
-
-    # ---- process management
-    def start(self, name: str, cmd: list[str], flwr_home: Path | None,
-              log_path: Path, capture: bool = False) -> _Proc:
-        proc_env = dict(self.base_env)
-        if flwr_home is not None:
-            flwr_home.mkdir(parents=True, exist_ok=True)
-            proc_env["FLWR_HOME"] = str(flwr_home)
-        log_file = None
-        if capture:
-            stdout: Any = subprocess.PIPE
-        else:
-            log_file = log_path.open("wb")
-            stdout = log_file
-        popen = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            env=proc_env,
-            cwd=str(self.workdir),
-            start_new_session=True,
-        )
-        proc = _Proc(name=name, cmd=cmd, log_path=log_path, popen=popen, log_file=log_file)
-        self.procs.append(proc)
-        self.seen_pids.add(popen.pid)
-        self.write_manifest()
-        return proc
-
-    def sample_pids(self) -> None:
-        """Record every live pid of this deployment (for the manifest and tests)."""
-        self.seen_pids.update(self._targets())
-
-    def _targets(self) -> set[int]:
-        roots = {p.popen.pid for p in self.procs if p.popen.poll() is None}
-        return (set(tagged_processes(self.tag)) | _descendants(roots) | roots) - {os.getpid()}
-
-    def teardown(self) -> None:
-        """SIGTERM every started process group and tagged process, then SIGKILL."""
-        self.mark("teardown_started_s")
-        own_pgrp = os.getpgrp()
-        targets = self._targets()
-        self.seen_pids.update(targets)
-        for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, KILL_WAIT_S)):
-            for proc in self.procs:
-                if proc.popen.poll() is None:
-                    _signal_group(proc.popen.pid, sig, own_pgrp)
-            ours = _descendants({os.getpid()})
-            for pid in targets:
-                _signal_pid(pid, sig, self.tag, own_pgrp, ours)
-            end = time.monotonic() + wait_s
-            while time.monotonic() < end:
-                for proc in self.procs:
-                    proc.popen.poll()  # reap our direct children
-                targets = {pid for pid in self._targets() | targets if _alive(pid)}
-                self.seen_pids.update(targets)
-                if not targets:
-                    break
-                time.sleep(POLL_S)
-            if not targets:
-                break
-        for proc in self.procs:
-            try:
-                proc.popen.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-            if proc.log_file is not None:
-                proc.log_file.close()
-        self.survivors = sorted(set(leftover_processes(self.seen_pids, tag=self.tag))
-                                | set(tagged_processes(self.tag))
-                                | {p.popen.pid for p in self.procs if p.popen.poll() is None})
-        self.mark("teardown_done_s")
-
-    # ---- bookkeeping
-    def write_manifest(self) -> None:
-        manifest = {
-            "tag": self.tag,
-            "tag_env_var": TAG_ENV_VAR,
-            "ports": self.ports,
-            "processes": [
-                {"name": p.name, "pid": p.popen.pid, "cmd": p.cmd, "log": str(p.log_path),
-                 "returncode": p.popen.returncode}
-                for p in self.procs
-            ],
-            "seen_pids": sorted(self.seen_pids),
-            "survivors": self.survivors,
-            "run_id": self.run_id,
-            "run_status": self.run_status,
-            "timings": self.timings,
-        }
-        path = self.workdir / "deployment.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        tmp.replace(path)
 
 
 def _run(
@@ -497,28 +250,6 @@ def _run_status(dep: _Deployment, cli_home: Path, run_id: str, deadline: float) 
         if str(entry.get("status", "")).startswith("finished") or time.monotonic() > end:
             return entry
         time.sleep(1.0)
-
-
-def _raise_on_sigterm() -> Callable[[], None]:
-    """While a deployment runs, turn SIGTERM into SystemExit so teardown still happens.
-
-    Returns a function that restores the previous handler (a no-op off the main thread).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def _handler(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _handler)
-    except ValueError:  # pragma: no cover - not the main interpreter
-        return lambda: None
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-    return restore
 
 
 def _validate_args(app_dir: Path, supernodes: int, node_configs: list[dict[str, int | str]],
@@ -701,93 +432,3 @@ def _msg(what: str, procs: list[_Proc]) -> str:
         parts.append(f"--- last {TAIL_LINES} lines of {proc.log_path} ---\n"
                      f"{_tail_text(_read_text(proc.log_path)) or '(empty)'}")
     return "\n".join(parts)
-
-
-# ---- /proc helpers (Linux); harmless no-ops elsewhere
-
-
-def _all_pids() -> list[int]:
-    try:
-        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return []
-
-
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """Return (state, ppid, pgrp) from ``/proc/<pid>/stat``, or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    fields = data[data.rfind(")") + 2:].split()
-    try:
-        return fields[0], int(fields[1]), int(fields[2])
-    except (IndexError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if os.path.isdir("/proc"):
-        st = _stat(pid)
-        return st is not None and st[0] not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _has_env_entry(pid: int, needle: bytes) -> bool:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    return needle in data.split(b"\0")
-
-
-def _descendants(roots: set[int]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for pid in _all_pids():
-        st = _stat(pid)
-        if st is not None:
-            children.setdefault(st[1], []).append(pid)
-    found: set[int] = set()
-    stack = list(roots)
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return {pid for pid in found if _alive(pid)}
-
-
-def _signal_group(pgid: int, sig: int, own_pgrp: int) -> None:
-    if pgid <= 1 or pgid == own_pgrp:
-        return
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _signal_pid(pid: int, sig: int, tag: str, own_pgrp: int, ours: set[int]) -> None:
-    """Signal a discovered process (and its group if it leads one); skip foreign pids."""
-    if pid <= 1 or pid == os.getpid():
-        return
-    st = _stat(pid)
-    if os.path.isdir("/proc") and (st is None or st[0] in ("Z", "X")):
-        return
-    # Guard against pid reuse: only processes that still carry our tag, or that are
-    # still descendants of this process, are signalled.
-    if not (pid in ours or _has_env_entry(pid, f"{TAG_ENV_VAR}={tag}".encode())):
-        return
-    if st is not None and st[2] == pid:
-        _signal_group(pid, sig, own_pgrp)
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
