@@ -5,6 +5,7 @@ from-scratch Transformer. All map ``[B, L, d] -> [B, L, d]``.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Callable
 
 import torch
@@ -92,7 +93,9 @@ class HFBackbone(Backbone):
                 r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets
             )
             try:
-                base = get_peft_model(base, lora_cfg)
+                with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
+                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                    base = get_peft_model(base, lora_cfg)
             except ValueError as exc:
                 raise ModelError(
                     f"LoRA could not be attached to `{cfg.name}` ({self.model_type}): {exc}. "
