@@ -69,11 +69,14 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
 
+    last_confusion: dict[str, list] = {}
+
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         rnd = server_round + offset
         if server_round == 0 and offset:
             return None  # already evaluated before the interruption
         m = task.evaluate_central(arrays.to_torch_state_dict())
+        last_confusion["matrix"] = m["confusion"]
         row = recorder.row(rnd)
         row.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], loss=m["loss"])
         if rnd > 0:
@@ -93,9 +96,8 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
                        evaluate_fn=evaluate_fn)
     else:
         log.info("%s already finished all %d rounds.", run_dir, fcfg.rounds)
-    last = load_checkpoint(run_dir)
-    confusion = None
-    if last is not None:
+    confusion = last_confusion.get("matrix")
+    if confusion is None and (last := load_checkpoint(run_dir)) is not None:  # nothing left to run
         confusion = task.evaluate_central(last.global_state)["confusion"]
     write_federated_results(run_dir, cfg, task, recorder, final=True, confusion=confusion)
 

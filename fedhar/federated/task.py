@@ -42,6 +42,7 @@ class FederatedTask:
     def __init__(self, cfg: ExperimentConfig) -> None:
         self.cfg = cfg
         self._lock = threading.Lock()
+        self._client_data: dict[int, tuple[WindowDataset, WindowDataset]] = {}
 
     # ------------------------------------------------------------------ data
     @cached_property
@@ -58,12 +59,14 @@ class FederatedTask:
         return len(self.partitions)
 
     def client_data(self, pid: int) -> tuple[WindowDataset, WindowDataset]:
-        """Client ``pid``'s local (train, test) windows."""
+        """Client ``pid``'s local (train, test) windows, cut once per process and reused each round."""
         if not 0 <= pid < self.num_clients:
             raise FederationError(f"partition-id {pid} is out of range: this configuration has {self.num_clients} clients.")
-        local = self.splits[0].subset(self.partitions[pid])
-        tr, te = local_split(len(local), self.cfg.federated.local_test_fraction, derive_seed(self.cfg.seed, pid, "split"))
-        return local.subset(tr), local.subset(te)
+        if pid not in self._client_data:
+            local = self.splits[0].subset(self.partitions[pid])
+            tr, te = local_split(len(local), self.cfg.federated.local_test_fraction, derive_seed(self.cfg.seed, pid, "split"))
+            self._client_data[pid] = (local.subset(tr), local.subset(te))
+        return self._client_data[pid]
 
     # ----------------------------------------------------------------- model
     @cached_property
