@@ -90,7 +90,8 @@ class HFBackbone(Backbone):
 
             targets = cfg.lora.target_modules or LORA_TARGETS.get(self.model_type)
             lora_cfg = LoraConfig(
-                r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets
+                r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
+                fan_in_fan_out=self.model_type == "gpt2",  # GPT-2 stores weights as Conv1D (in, out)
             )
             try:
                 with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
