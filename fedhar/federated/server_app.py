@@ -53,18 +53,19 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
     task = get_task(cfg)
     fcfg = cfg.federated
     cfg_text = yaml.safe_dump(config_to_dict(cfg), sort_keys=True)
+    initial = task.initial_state()
+    template = {k: tuple(v.shape) for k, v in initial.items()}  # every valid update has these
     ckpt = load_checkpoint(run_dir) if resume else None
     if ckpt is not None:
         state, offset, recorder = ckpt.global_state, ckpt.round, RoundRecorder(ckpt.rounds)
         log.info("resuming %s after round %d of %d", run_dir, offset, fcfg.rounds)
     else:
-        state, offset, recorder = task.initial_state(), 0, RoundRecorder()
+        state, offset, recorder = initial, 0, RoundRecorder()
         mean, std = _query_stats(grid, cfg_text, min(fcfg.min_available_clients, task.num_clients))
         state["normalizer.mean"] = torch.as_tensor(mean, dtype=torch.float32)
         state["normalizer.std"] = torch.as_tensor(std, dtype=torch.float32)
     remaining = fcfg.rounds - offset
     strategy = make_strategy(fcfg, task.num_clients)
-    template = {k: tuple(v.shape) for k, v in task.initial_state().items()}
     strategy.setup(recorder, template, offset, cfg.seed)
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
@@ -92,7 +93,7 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
     if remaining > 0:
         config = ConfigRecord({CONFIG_KEY: cfg_text})
         strategy.start(grid=grid, initial_arrays=ArrayRecord(state), num_rounds=remaining,
-                       train_config=config, evaluate_config=ConfigRecord({CONFIG_KEY: cfg_text}),
+                       train_config=config, evaluate_config=ConfigRecord(dict(config)),
                        evaluate_fn=evaluate_fn)
     else:
         log.info("%s already finished all %d rounds.", run_dir, fcfg.rounds)
