@@ -82,8 +82,10 @@ class HFBackbone(Backbone):
         with torch.no_grad():
             emb = base.get_input_embeddings().weight
             self.embedding_norm = float(emb.norm(dim=-1).mean())
+        self.full_finetune = cfg.full_finetune
         for p in base.parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(cfg.full_finetune)
+        base.get_input_embeddings().weight.requires_grad_(False)  # fed inputs_embeds: never used
         self.model_type = getattr(base.config, "model_type", "unknown")
         if cfg.lora.enabled:
             from peft import LoraConfig, get_peft_model

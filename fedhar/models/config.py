@@ -59,6 +59,7 @@ class BackboneConfig:
     layers: int | None = field(default=8, metadata={"help": "Keep only the first N decoder blocks (null: all)."})
     pretrained: bool = field(default=True, metadata={"help": "false: same architecture with random weights (ablation)."})
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings."})
+    full_finetune: bool = field(default=False, metadata={"help": "Train every weight of an LLM backbone (no LoRA): the full fine-tuning comparison."})
     d_model: int = field(default=128, metadata={"help": "Width of the from-scratch `transformer` baseline."})
     heads: int = field(default=4, metadata={"help": "Attention heads of the `transformer` baseline."})
     trees: int = field(default=300, metadata={"help": "Trees of the `classical` random forest."})
@@ -68,6 +69,9 @@ class BackboneConfig:
             raise ConfigError(f"`model.backbone.layers` must be positive or null; got {self.layers}.")
         if not self.name:
             raise ConfigError("`model.backbone.name` must not be empty.")
+        if self.full_finetune and self.lora.enabled:
+            # Full fine-tuning trains the weights LoRA would adapt; both at once is never what is meant.
+            self.lora.enabled = False
 
 
 @dataclass

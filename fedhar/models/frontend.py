@@ -4,6 +4,12 @@ Why per-sensor branches: accelerometer and gyroscope triads have different units
 dynamics; separate filters first and fusion later is what HAR convnets and the LLM-for-HAR
 papers use. Why the norm scaling: a frozen LLM has only ever seen token embeddings of a
 particular magnitude; inputs far outside it drive the attention into saturation.
+
+Missing sensors: a window whose channels of one sensor are all exactly zero (how fedhar fills a
+gyroscope a device does not have) is treated as *absent*. Its branch output is replaced by a
+learned per-sensor "absent" feature map instead of the branch's response to a constant input,
+so a gyroscope-less device and a still gyroscope look different to the model, and the other
+sensors' branches are unaffected.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class ConvFrontend(nn.Module):
             self.register_buffer(f"idx_{len(self._buffers)}", torch.tensor(idx), persistent=False)
         self._index_names = [f"idx_{i}" for i in range(len(groups))]
         self.branches = nn.ModuleList(SensorBranch(len(idx), cfg) for idx in groups.values())
+        self.absent = nn.Parameter(torch.zeros(len(groups), cfg.channels[-1]))
         self.pool = nn.AdaptiveAvgPool1d(cfg.tokens)
         self.proj = nn.Linear(len(groups) * cfg.channels[-1], d_model)
         self.norm = nn.LayerNorm(d_model)
@@ -68,8 +75,15 @@ class ConvFrontend(nn.Module):
         self.tokens = cfg.tokens
         self.window_length = window_length
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def presence(self, raw: torch.Tensor) -> torch.Tensor:
+        """``[B, S]`` bool: which sensors carry signal in each raw (un-normalised) window."""
+        return torch.stack([raw.index_select(1, getattr(self, n)).ne(0).flatten(1).any(1) for n in self._index_names], 1)
+
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         feats = [branch(x.index_select(1, getattr(self, n))) for branch, n in zip(self.branches, self._index_names)]
+        if present is not None and not bool(present.all()):
+            feats = [torch.where(present[:, i, None, None], f, self.absent[i][None, :, None].to(f.dtype))
+                     for i, f in enumerate(feats)]
         h = self.pool(torch.cat(feats, dim=1))  # [B, S*c, T'] -> [B, S*c, L]
         h = self.proj(h.transpose(1, 2))  # [B, L, d_model]
         return self.drop(self.norm(h) * self.scale)

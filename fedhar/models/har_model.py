@@ -47,8 +47,12 @@ class PoolingHead(nn.Module):
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden.mean(dim=1) if self.pooling == "mean" else hidden[:, -1]
 
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features: the head's half after :meth:`pool` (feature-cache path)."""
+        return self.classifier(self.drop(pooled))
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(self.pool(hidden)))
+        return self.classify(self.pool(hidden))
 
 
 class HARModel(nn.Module):
@@ -69,13 +73,17 @@ class HARModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features ``[B, d]`` (what a head-only adaptation sees)."""
-        x = self.normalizer(x)  # [B, C, T]
-        tokens = self.frontend(x)  # [B, L, d]
+        tokens = self._tokens(x)  # [B, L, d]
         hidden = self.backbone(tokens)  # [B, L, d]
         return self.head.pool(hidden)  # [B, d]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(self.frontend(self.normalizer(x))))
+        return self.head(self.backbone(self._tokens(x)))
+
+    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise and embed; sensors that are all-zero in the raw window count as absent."""
+        present = self.frontend.presence(x) if hasattr(self.frontend, "presence") else None
+        return self.frontend(self.normalizer(x), present) if present is not None else self.frontend(self.normalizer(x))
 
     # ---------------------------------------------------------- exchangeable state
     @property

@@ -23,6 +23,7 @@ class TrainConfig:
     precision: str = field(default="bf16", metadata={"help": "bf16 (CPU autocast) or fp32."})
     threads: int | None = field(default=None, metadata={"help": "torch threads (null: leave torch's default)."})
     trainable: list[str] = field(default_factory=lambda: list(PARTS), metadata={"help": "Parts that train: frontend, lora, head, backbone."})
+    feature_cache: bool = field(default=True, metadata={"help": "When only the head trains, compute the frozen network's pooled features once and train the head on them (same result, far faster)."})
     eval_every: int = field(default=1, metadata={"help": "Evaluate every N epochs (the last epoch always)."})
     progress: bool = field(default=True, metadata={"help": "Show tqdm progress bars."})
 

@@ -80,6 +80,15 @@ def evaluate(model: nn.Module, data: WindowDataset, cfg: TrainConfig | None = No
     return metrics
 
 
+def _pooled_features(model: nn.Module, X: torch.Tensor, batch_size: int, precision: str) -> torch.Tensor:
+    """The frozen network's pooled features for every window, computed once (no autograd graph)."""
+    out = []
+    with torch.no_grad(), autocast(precision):
+        for i in range(0, len(X), batch_size):
+            out.append(model.features(X[i : i + batch_size]))
+    return torch.cat(out)
+
+
 def fit(
     model: nn.Module,
     train: WindowDataset,
@@ -88,13 +97,20 @@ def fit(
     seed: int = 0,
     eval_data: WindowDataset | None = None,
     penalties: Iterable[Penalty] = (),
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], bool | None] | None = None,
     desc: str = "train",
 ) -> list[dict]:
     """Train ``model`` in place on ``train``; returns one metrics dict per epoch.
 
+    ``on_epoch`` sees each epoch's row; returning ``True`` stops training early.
+
     Only parameters with ``requires_grad`` are optimised (``cfg.trainable`` chooses them on a
     HARModel), so frozen backbone weights get no gradient and no optimizer state.
+
+    Head-only training (``cfg.trainable == ["head"]``) runs the frozen parts in eval mode, so
+    their outputs are a fixed function of the input; with ``cfg.feature_cache`` they are computed
+    once and the head trains on them. Both paths consume the same random numbers (batch order,
+    head dropout) and so give the same result; the cache only removes repeated forward passes.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -109,17 +125,28 @@ def fit(
     X = torch.from_numpy(np.ascontiguousarray(train.X))
     y = torch.from_numpy(train.y)
     penalties = list(penalties)
+    head_only = set(cfg.trainable) == {"head"} and hasattr(model, "features")
+
+    def set_modes() -> None:
+        if head_only:
+            model.eval()
+            model.head.train()
+        else:
+            model.train()
+
+    set_modes()
+    t_cache = time.perf_counter()
+    feats = _pooled_features(model, X, cfg.eval_batch_size, cfg.precision) if head_only and cfg.feature_cache else None
     history: list[dict] = []
-    model.train()
     for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
+        t0 = t_cache if epoch == 1 else time.perf_counter()  # epoch 1 pays for the cache
         order = torch.randperm(len(train), generator=gen)
         total, seen = 0.0, 0
         bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch}/{cfg.epochs}", disable=None if cfg.progress else True, leave=False)
         for step in bar:
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             with autocast(cfg.precision):
-                logits = model(X[idx])
+                logits = model.head.classify(feats[idx]) if feats is not None else model(X[idx])
             loss = nn.functional.cross_entropy(logits.float(), y[idx], weight=weight)
             for penalty in penalties:
                 loss = loss + penalty(model)
@@ -135,8 +162,9 @@ def fit(
         row = {"epoch": epoch, "train_loss": total / max(seen, 1), "seconds": time.perf_counter() - t0, "lr": sched.get_last_lr()[0]}
         if eval_data is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             m = evaluate(model, eval_data, cfg)
+            set_modes()
             row.update({"test_loss": m["loss"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
         history.append(row)
-        if on_epoch:
-            on_epoch(row)
+        if on_epoch and on_epoch(row) is True:
+            break
     return history

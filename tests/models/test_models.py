@@ -114,3 +114,30 @@ def test_local_hf_folder_backbone(tmp_path, arch, targets):
 def test_unloadable_backbone_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="Could not load backbone"):
         build_model(from_mapping(ModelConfig, {"backbone": {"name": str(tmp_path / "nothing")}}), CHANNELS, 32, CLASSES)
+
+
+def test_missing_sensor_uses_learned_absent_features_not_zero_input():
+    """An all-zero gyroscope is absent: its branch is replaced, the other windows are untouched."""
+    import torch
+
+    from fedhar.data import make_synthetic
+    from fedhar.models import ModelConfig, build_model
+    from fedhar.schema import from_mapping
+
+    ds = make_synthetic(n_per_class=4, subjects=2, seed=0, window=64)
+    assert {"acc", "gyro"} <= {c.rsplit("_", 1)[0] for c in ds.channels}
+    cfg = from_mapping(ModelConfig, {"backbone": {"name": "none", "d_model": 32},
+                                     "frontend": {"tokens": 4, "channels": [8], "kernels": [3], "strides": [1], "dropout": 0.0}})
+    m = build_model(cfg, ds.channels, ds.window_length, ds.classes).eval()
+    x = torch.from_numpy(ds.X[:6].copy())
+    gyro = [i for i, c in enumerate(ds.channels) if c.startswith("gyro")]
+    x[3:, gyro] = 0.0  # the last three windows come from a device without a gyroscope
+    present = m.frontend.presence(x)
+    assert present[:3].all() and not present[3:, 1].any() and present[3:, 0].all()
+    with torch.no_grad():
+        before = m(x)
+        m.frontend.absent.add_(1.0)
+        after = m(x)
+    assert torch.equal(before[:3], after[:3])  # windows with a gyroscope do not see the absent path
+    assert not torch.allclose(before[3:], after[3:])  # gyro-less windows do
+    assert "frontend.absent" in m.state_keys  # learned, and exchanged with the rest of the frontend

@@ -6,6 +6,7 @@ from fedhar.data import make_synthetic
 from fedhar.models import ClassicalModel, ModelConfig, build_model
 from fedhar.schema import from_mapping
 from fedhar.training import TrainConfig, classification_metrics, evaluate, fit
+from fedhar.training.loop import predict_logits
 
 
 def _model(seed=0, name="tiny-llama"):
@@ -66,3 +67,46 @@ def test_classical_baseline_and_label_subset_metrics():
     assert (clf.predict(ds.X) == ds.y).mean() > 0.95
     m = classification_metrics(np.array([0, 1, 2]), np.array([0, 1, 1]), 4, labels=[0, 1])
     assert m["macro_f1"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_head_feature_cache_gives_the_same_result(precision):
+    """Cached and uncached head-only training: same weights, same predictions."""
+    results = []
+    for cache in (True, False):
+        m, ds = _model()
+        cfg = TrainConfig(epochs=3, batch_size=8, precision=precision, progress=False, trainable=["head"],
+                          feature_cache=cache, eval_batch_size=64)
+        hist = fit(m, ds, cfg, seed=3)
+        results.append((m.trainable_state(), predict_logits(m, ds.X, precision=precision), hist))
+    (a, la, ha), (b, lb, hb) = results
+    tol = 1e-5 if precision == "fp32" else 2e-2
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=tol), k
+    assert not torch.equal(a["head.classifier.weight"], _model()[0].trainable_state()["head.classifier.weight"])
+    assert (la.argmax(1) == lb.argmax(1)).mean() >= (1.0 if precision == "fp32" else 0.95)
+    assert [round(h["train_loss"], 3) for h in ha] == pytest.approx([round(h["train_loss"], 3) for h in hb], abs=tol * 10)
+
+
+def test_head_only_keeps_frozen_parts_deterministic():
+    """Frozen parts run in eval mode during head-only training (no dropout noise to cache away)."""
+    m, ds = _model()
+    seen = []
+    m.frontend.register_forward_hook(lambda mod, i, o: seen.append(mod.training))
+    fit(m, ds, TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False, trainable=["head"], feature_cache=False))
+    assert seen and not any(seen)
+    assert m.head.training
+
+
+def test_full_finetune_trains_backbone_weights():
+    ds = make_synthetic(n_per_class=6, subjects=2, seed=1, window=64)
+    cfg = from_mapping(ModelConfig, {"backbone": {"name": "tiny-llama", "layers": 1, "full_finetune": True},
+                                     "frontend": {"tokens": 4, "channels": [8], "kernels": [3], "strides": [2]}})
+    assert cfg.backbone.lora.enabled is False
+    m = build_model(cfg, ds.channels, ds.window_length, ds.classes)
+    before = {k: v.clone() for k, v in m.trainable_state().items()}
+    assert any("self_attn.q_proj.weight" in k for k in before) and not any("lora_" in k for k in before)
+    assert not any("embed_tokens" in k for k in before)
+    fit(m, ds, TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False))
+    after = m.trainable_state()
+    assert not torch.equal(before["backbone.model.layers.0.self_attn.q_proj.weight"], after["backbone.model.layers.0.self_attn.q_proj.weight"])
