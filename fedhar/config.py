@@ -12,6 +12,7 @@ import json
 
 import yaml
 
+from fedhar.continual.config import ContinualConfig
 from fedhar.data.config import DataConfig
 from fedhar.exceptions import ConfigError
 from fedhar.federated.config import FederatedConfig
@@ -28,6 +29,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, where: str) -> None:

@@ -145,7 +145,12 @@ def get_task(cfg: ExperimentConfig) -> FederatedTask:
     with _TASKS_LOCK:
         if key not in _TASKS:
             _TASKS.clear()  # a worker serves one run at a time; free the previous backbone
-            _TASKS[key] = FederatedTask(cfg)
+            if cfg.continual.mode == "federated":
+                from fedhar.continual.federated import ContinualFederatedTask
+
+                _TASKS[key] = ContinualFederatedTask(cfg)
+            else:
+                _TASKS[key] = FederatedTask(cfg)
         return _TASKS[key]
 
 

@@ -48,3 +48,56 @@ def curves_png(path: Path, rows: Sequence[Mapping], x: str, series: Mapping[str,
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def matrices_png(path: Path, matrices: Mapping[str, Sequence[Sequence[float | None]]], names: Sequence[str],
+                 title: str = "", value: str = "accuracy") -> None:
+    """One heatmap per label of ``R[i][j]``: score on phase j (columns) after training through phase i (rows)."""
+    n = len(matrices)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    size = 0.55 * len(names) + 1.6
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (label, R) in zip(axes.flat, matrices.items()):
+        m = np.array([[np.nan if v is None else v for v in row] for row in R], dtype=float)
+        ax.imshow(m, cmap="viridis", vmin=0, vmax=1)
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if m[i, j] > 0.6 else "white")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xlabel(f"{value} on phase", fontsize=8)
+        ax.set_ylabel("after training on", fontsize=8)
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(title or f"R[i][j] ({value})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def timeline_png(path: Path, series: Mapping[str, Sequence[tuple[float, float]]], changes: Sequence[tuple[float, str]],
+                 xlabel: str, ylabel: str, title: str = "") -> None:
+    """Lines over time with each phase change marked by a dashed line and its name."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for label, pts in series.items():
+        pts = [(x, y) for x, y in pts if y is not None and np.isfinite(y)]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", label=label)
+    for x, name in changes:
+        ax.axvline(x, color="grey", ls="--", lw=0.8)
+        ax.text(x, 1.01, name, rotation=0, fontsize=7, ha="left", va="bottom", transform=ax.get_xaxis_transform())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

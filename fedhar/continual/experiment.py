@@ -1,0 +1,233 @@
+"""A continual-adaptation study: a drift scenario on real streams, every strategy on the LLM and
+on the baselines, the accuracy matrix and its metrics, written to a run folder.
+
+Kept apart from the strategies and the protocol: this module only wires config -> scenario ->
+experiences -> (model, strategy) pairs -> :func:`~fedhar.continual.protocol.run_stream` -> files.
+Each finished (model, strategy) pair is written to ``results.json`` at once, so an interrupted
+study resumes (``resume=True``) without redoing finished work.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fedhar.config import ExperimentConfig, build_config, config_to_dict
+from fedhar.continual.config import strategy_label, strategy_options
+from fedhar.continual.metrics import AccuracyMatrix
+from fedhar.continual.protocol import run_stream
+from fedhar.continual.strategies import build_detector, build_strategy
+from fedhar.data.build import resolve_source
+from fedhar.data.splits import fit_channel_stats
+from fedhar.drift import Experience, Scenario, build_experiences, load_scenario
+from fedhar.exceptions import ConfigError
+from fedhar.models import ClassicalModel, build_model
+from fedhar.reporting import matrices_png, prepare_run_dir, timeline_png, write_config, write_json, write_metrics_csv
+from fedhar.training.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_streams(cfg: ExperimentConfig):
+    """The source recordings: the real HAPT streams, or generated ones when ``data.source: synthetic``."""
+    if cfg.data.source == "synthetic":
+        from fedhar.drift.synthetic import synthetic_streams
+
+        opts = dict(cfg.data.options)
+        return synthetic_streams(opts.get("subjects", (1, 2, 3, 4)), opts.get("recordings", 2), cfg.seed)
+    from fedhar.data.loaders import read_hapt_streams
+
+    return read_hapt_streams(resolve_source(cfg.data.source, cfg.data.root))
+
+
+def scenario_of(cfg: ExperimentConfig) -> Scenario:
+    spec = cfg.continual.scenario
+    if spec is None:
+        raise ConfigError("`continual.scenario` is required: a mapping of phases or the path of a scenario YAML file.")
+    if isinstance(spec, str) and not Path(spec).exists():
+        raise ConfigError(f"`continual.scenario`: scenario file {spec} does not exist.")
+    return load_scenario(spec, where="continual.scenario")
+
+
+def build_stream(cfg: ExperimentConfig) -> tuple[Scenario, list[Experience]]:
+    scenario = scenario_of(cfg)
+    experiences = build_experiences(load_streams(cfg), scenario)
+    for e in experiences:
+        log.info("phase %d %-14s device %-15s placement %-15s train %5d  test %5d windows", e.index, e.name,
+                 e.info["device"], e.info["placement"], len(e.train), len(e.test))
+    return scenario, experiences
+
+
+def variant_configs(cfg: ExperimentConfig) -> list[tuple[str, ExperimentConfig, list[str] | None]]:
+    """The configured model first, then each baseline variant (backbone overrides on a copy),
+    with the strategy labels it runs (None: all)."""
+    out = [(cfg.continual.main_label, cfg, None)]
+    base = config_to_dict(cfg)
+    for v in cfg.continual.variants:
+        tree = copy.deepcopy(base)
+        tree["model"]["backbone"].update(v.get("backbone", {}))
+        out.append((str(v["label"]), build_config(tree, source=f"continual.variants[{v['label']}]"), v.get("strategies")))
+    return out
+
+
+# ----------------------------------------------------------------------------- runs
+def run_neural(vcfg: ExperimentConfig, spec: dict, experiences: list[Experience], detector_spec, max_post: int) -> dict:
+    """One strategy on one model through the whole stream (normaliser fitted on phase 0 only:
+    the model was calibrated when it was deployed, not on data it has not seen yet)."""
+    first = experiences[0].train
+    model = build_model(vcfg.model, first.channels, first.window_length, first.classes, vcfg.seed)
+    model.normalizer.set_stats(*fit_channel_stats(first))
+    strategy = build_strategy(spec["name"], strategy_options(spec))
+    return run_stream(model, strategy, experiences, vcfg.train, vcfg.seed,
+                      detector=build_detector(detector_spec), max_post_windows=max_post)
+
+
+def run_classical(experiences: list[Experience], cumulative: bool, seed: int, trees: int = 300) -> dict:
+    """Features + random forest, refitted per phase on that phase (naive) or on everything so far
+    (cumulative: unbounded memory, the joint-training reference)."""
+    t0 = time.perf_counter()
+    T = len(experiences)
+    matrix = AccuracyMatrix(T)
+    labels = [sorted(int(c) for c in np.unique(e.test.y)) for e in experiences]
+    k = len(experiences[0].train.classes)
+    for j, e in enumerate(experiences):
+        matrix.record_baseline(j, {"accuracy": float("nan"), "macro_f1": float("nan")})
+    for i in range(T):
+        parts = experiences[: i + 1] if cumulative else [experiences[i]]
+        X = np.concatenate([e.train.X for e in parts])
+        y = np.concatenate([e.train.y for e in parts])
+        model = ClassicalModel(trees, seed).fit(X, y)
+        for j, e in enumerate(experiences):
+            m = classification_metrics(e.test.y, model.predict(e.test.X), k, labels[j])
+            matrix.record(i, j, m)
+    summary = matrix.summary()
+    memory = sum(e.train.X.nbytes for e in experiences) if cumulative else 0
+    return {"strategy": "cumulative" if cumulative else "naive", "accuracy": summary["accuracy"],
+            "macro_f1": summary["macro_f1"], "memory": {"buffer_windows": sum(len(e.train) for e in experiences) if cumulative else 0,
+                                                        "buffer_bytes": memory, "adapter_bytes": 0, "extra_bytes": 0},
+            "seconds": time.perf_counter() - t0, "train_seconds": time.perf_counter() - t0, "detection_summary": None}
+
+
+def continual_block(res: dict) -> dict:
+    """The ``continual.*`` keys of results.json for one run: accuracy metrics, macro-F1 beside them."""
+    acc, f1 = res["accuracy"], res["macro_f1"]
+    return {"acc": acc["acc"], "bwt": acc["bwt"], "forgetting": acc["forgetting"], "fwt": acc["fwt"],
+            "matrix": acc["matrix"],
+            "macro_f1": {"acc": f1["acc"], "bwt": f1["bwt"], "forgetting": f1["forgetting"], "fwt": f1["fwt"],
+                         "matrix": f1["matrix"]}}
+
+
+def _memory_bytes(mem: dict) -> int:
+    return int(sum(mem.get(k, 0) or 0 for k in ("buffer_bytes", "adapter_bytes", "extra_bytes")))
+
+
+# ----------------------------------------------------------------------------- outputs
+def _fmt(v, spec=".3f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def report_markdown(results: dict) -> str:
+    names = results["phases"]
+    lines = [f"# {results['name']}: continual adaptation", "",
+             "Phases: " + " -> ".join(f"**{p['name']}** ({p['device']}, {p['placement']}, {p['train']}/{p['test']} windows)"
+                                     for p in results["phase_info"]), "",
+             "ACC: mean accuracy over all phases after the last one. BWT: mean change on earlier phases since each was "
+             "learned (negative = forgetting). Forgetting: mean drop from each earlier phase's best. FWT: accuracy on a "
+             "phase before training on it, minus the untrained model's.", "",
+             "| model | strategy | ACC | BWT | forgetting | FWT | F1 ACC | F1 BWT | memory kept (MB) | train s | detection delay (windows) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["runs"]:
+        c = r["continual"]
+        det = r.get("detection_summary") or {}
+        delay = det.get("mean_delay")
+        detected = f"{_fmt(delay, '.0f')} ({det.get('detected', 0)}/{det.get('boundaries', 0)} found)" if det else "n/a"
+        lines.append(f"| {r['model']} | {r['strategy']} | {_fmt(c['acc'])} | {_fmt(c['bwt'])} | {_fmt(c['forgetting'])} | "
+                     f"{_fmt(c['fwt'])} | {_fmt(c['macro_f1']['acc'])} | {_fmt(c['macro_f1']['bwt'])} | "
+                     f"{_memory_bytes(r['memory']) / 1e6:.2f} | {r['train_seconds']:.0f} | {detected} |")
+    best = max(results["runs"], key=lambda r: (r["continual"]["acc"] or -1))
+    lines += ["", f"Best final ACC: **{best['model']} / {best['strategy']}** ({_fmt(best['continual']['acc'])}).", "",
+              "Rows of R (accuracy after training on phase i, columns: " + ", ".join(names) + ") are in results.json "
+              "(`runs[*].continual.matrix`) and `matrices.png`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(run_dir: Path, results: dict) -> None:
+    write_json(run_dir / "results.json", results)
+    rows = []
+    for r in results["runs"]:
+        for i, row in enumerate(r["continual"]["matrix"]):
+            for j, v in enumerate(row):
+                rows.append({"model": r["model"], "strategy": r["strategy"], "after_phase": results["phases"][i],
+                             "on_phase": results["phases"][j], "accuracy": v,
+                             "macro_f1": r["continual"]["macro_f1"]["matrix"][i][j]})
+    write_metrics_csv(run_dir / "metrics.csv", rows)
+    (run_dir / "report.md").write_text(report_markdown(results))
+    names = results["phases"]
+    matrices_png(run_dir / "matrices.png", {f"{r['model']} / {r['strategy']}": r["continual"]["matrix"] for r in results["runs"]},
+                 names, f"{results['name']}: accuracy R[i][j]")
+    series = {}
+    for r in results["runs"]:
+        R = r["continual"]["matrix"]
+        series[f"{r['model']} / {r['strategy']}"] = [
+            (i + 1, float(np.mean([v for v in R[i][: i + 1] if v is not None])) if any(v is not None for v in R[i][: i + 1]) else None)
+            for i in range(len(R))]
+    timeline_png(run_dir / "accuracy_over_time.png", series, [(i + 0.5, n) for i, n in enumerate(names)],
+                 "after training through phase (1 = first)", "mean accuracy on phases seen so far",
+                 f"{results['name']}: accuracy over time (dashed: phase changes)")
+
+
+def run_continual(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
+    """Every (model, strategy) pair of ``cfg.continual`` on the scenario; returns results.json's payload."""
+    t_start = time.perf_counter()
+    run_dir = Path(out) if (resume and out) else prepare_run_dir(out, cfg.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = {}
+    if resume and (run_dir / "results.json").exists():
+        old = json.loads((run_dir / "results.json").read_text())
+        if old.get("config") != config_to_dict(cfg):
+            raise ConfigError(f"--resume {run_dir}: its config.yaml differs from the given config; use a new --out.")
+        previous = {(r["model"], r["strategy"]): r for r in old.get("runs", [])}
+    write_config(run_dir, config_to_dict(cfg))
+    scenario, experiences = build_stream(cfg)
+    results = {"kind": "continual", "name": cfg.name, "seed": cfg.seed, "config": config_to_dict(cfg),
+               "phases": [e.name for e in experiences],
+               "phase_info": [{"name": e.name, "device": e.info["device"], "placement": e.info["placement"],
+                               "sensors": e.info["sensors"], "classes": e.info["classes"],
+                               "subjects": e.info["subjects"], "train": len(e.train), "test": len(e.test)}
+                              for e in experiences],
+               "runs": [], "complete": False}
+    jobs = [(label, vcfg, spec) for label, vcfg, only in variant_configs(cfg) for spec in cfg.continual.strategies
+            if only is None or strategy_label(spec) in only]
+    if cfg.continual.classical:
+        jobs += [("classical (features + RF)", None, {"name": "naive"}), ("classical (features + RF)", None, {"name": "cumulative"})]
+    for n, (label, vcfg, spec) in enumerate(jobs, 1):
+        key = (label, strategy_label(spec))
+        if key in previous:
+            log.info("[%d/%d] %s / %s: done in a previous run, kept", n, len(jobs), *key)
+            results["runs"].append(previous[key])
+            continue
+        log.info("[%d/%d] %s / %s ...", n, len(jobs), *key)
+        if vcfg is None:
+            res = run_classical(experiences, spec["name"] == "cumulative", cfg.seed, cfg.model.backbone.trees)
+        else:
+            res = run_neural(vcfg, spec, experiences, cfg.continual.detector, cfg.continual.max_post_windows)
+        run = {"model": label, "strategy": key[1], "continual": continual_block(res), "memory": res["memory"],
+               "seconds": res["seconds"], "train_seconds": res["train_seconds"],
+               "detection_summary": res.get("detection_summary"),
+               "detail": {k: res[k] for k in ("options", "detection", "decisions", "choices", "history") if k in res}}
+        results["runs"].append(run)
+        c = run["continual"]
+        log.info("    ACC %s  BWT %s  forgetting %s  FWT %s  (%.0f s)", _fmt(c["acc"]), _fmt(c["bwt"]),
+                 _fmt(c["forgetting"]), _fmt(c["fwt"]), res["seconds"])
+        write_outputs(run_dir, results)  # after every run: an interruption loses nothing finished
+    results["complete"] = True
+    results["seconds"] = time.perf_counter() - t_start + sum(r["seconds"] for r in previous.values())
+    write_outputs(run_dir, results)
+    results["run_dir"] = str(run_dir)
+    return results
