@@ -136,3 +136,17 @@ def write_section(out: Path, name: str, payload: dict, markdown: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))
     (out / f"{name}.md").write_text(markdown + "\n")
+
+
+def section_main(run, doc: str | None, extra=None) -> None:
+    """The command line every section script shares: ``--out``, ``--smoke`` (+ ``extra`` args)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    ap.add_argument("--out", default="runs/bench")
+    ap.add_argument("--smoke", action="store_true", help="tiny models and data: checks the script runs (seconds)")
+    for args, kwargs in extra or ():
+        ap.add_argument(*args, **kwargs)
+    ns = vars(ap.parse_args())
+    out, smoke = Path(ns.pop("out")), ns.pop("smoke")
+    print(run(out, smoke, **ns)["markdown"])

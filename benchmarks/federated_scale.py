@@ -13,14 +13,12 @@ actors (``backend_cpus / client_cpus``), not with the number of clients.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import time
 from pathlib import Path
 
-from common import LORA, PeakMemory, experiment, md_table, write_section
+from common import LORA, experiment, md_table, PeakMemory, section_main, write_section
 from fedhar.federated.run import run_federated
 
 
@@ -79,10 +77,5 @@ def run(out: Path, smoke: bool = False, clients: tuple[int, ...] = (10, 30, 100)
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/bench")
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--clients", default="10,30,100")
-    ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
-    print(run(Path(args.out), args.smoke, tuple(int(c) for c in args.clients.split(",")), args.rounds)["markdown"])
+    section_main(lambda out, smoke, clients, rounds: run(out, smoke, tuple(int(c) for c in clients.split(",")), rounds), __doc__,
+                 [(("--clients",), {"default": "10,30,100"}), (("--rounds",), {"type": int, "default": 2})])

@@ -11,15 +11,13 @@ share of the machine's matmul peak that the model's real work reaches.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import LORA, UCI_CHANNELS, experiment, machine, matmul_peak, md_table, write_section
+from common import LORA, UCI_CHANNELS, experiment, machine, matmul_peak, md_table, section_main, write_section
 from fedhar.models import build_model
 from fedhar.training.loop import autocast
 
@@ -124,8 +122,4 @@ def run(out: Path, smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/bench")
-    ap.add_argument("--smoke", action="store_true", help="tiny models, seconds: checks the script runs")
-    args = ap.parse_args()
-    print(run(Path(args.out), args.smoke)["markdown"])
+    section_main(run, __doc__)

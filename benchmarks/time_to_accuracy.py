@@ -10,12 +10,11 @@ training seconds (evaluation excluded) up to that epoch, so the granularity is o
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
 
-from common import LORA, experiment, md_table, write_section
+from common import LORA, experiment, md_table, section_main, write_section
 from fedhar.data import make_synthetic
 from fedhar.data.build import load_splits
 from fedhar.data.config import DataConfig
@@ -81,8 +80,4 @@ def run(out: Path, smoke: bool = False, target: float = TARGET) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/bench")
-    ap.add_argument("--smoke", action="store_true")
-    args = ap.parse_args()
-    print(run(Path(args.out), args.smoke)["markdown"])
+    section_main(run, __doc__)

@@ -127,3 +127,24 @@ def to_mapping(obj: Any) -> Any:
 def help_text(cls: type) -> dict[str, str]:
     """Field help strings (``metadata={"help": ...}``), for ``fedhar config --help``-style output."""
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def named_or_mapping(spec: Any, registry: Any, cls: type[T], what: str, where: str) -> T:
+    """A config object from a registry name (a copy, so callers never change a built-in), a
+    mapping of ``cls`` fields (optionally ``base: <name>`` plus overrides; the name then defaults
+    to ``<base>_custom``) or a ready ``cls`` instance (returned as is)."""
+    import copy
+
+    if isinstance(spec, cls):
+        return spec
+    if isinstance(spec, str):
+        return copy.deepcopy(registry.get(spec, where))
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"`{where}` must be a {what} name or a mapping of its fields; got {spec!r}.")
+    fields = dict(spec)
+    if "base" in fields:
+        base = fields.pop("base")
+        if not isinstance(base, str):
+            raise ConfigError(f"`{where}.base` must be a {what} name; got {base!r}.")
+        fields = {**dataclasses.asdict(registry.get(base, f"{where}.base")), "name": f"{base}_custom", **fields}
+    return from_mapping(cls, fields, where)

@@ -25,6 +25,7 @@ def test_run_all_smoke_writes_every_table(tmp_path):
     for row in results["throughput"]["rows"]:
         assert row["train_windows_per_s"] > 0 and row["infer_windows_per_s"] > 0
         assert 0 < row["train_ratio_to_ceiling"] < 1.5 and row["train_gflop_per_window"] > 0
+    assert results["head_cache"]["fp32_max_weight_diff"] < 1e-5
     for row in results["head_cache"]["rows"]:
         assert row["max_weight_diff"] < 1e-6 and row["prediction_agreement"] == 1.0
     assert {r["variant"] for r in results["time_to_accuracy"]["rows"]} == {"tiny-llama LoRA", "no LLM"}

@@ -84,7 +84,13 @@ def run_neural(vcfg: ExperimentConfig, spec: dict, experiences: list[Experience]
     model = build_model(vcfg.model, first.channels, first.window_length, first.classes, vcfg.seed)
     model.normalizer.set_stats(*fit_channel_stats(first))
     strategy = build_strategy(spec["name"], strategy_options(spec))
-    return run_stream(model, strategy, experiences, vcfg.train, vcfg.seed,
+
+    def on_step(step: dict) -> None:
+        i = step["experience"]
+        log.info("    after %-14s accuracy on each phase %s (%.0f s)", experiences[i].name,
+                 " ".join(f"{v:.2f}" for v in step["accuracy"]), step["seconds"])
+
+    return run_stream(model, strategy, experiences, vcfg.train, vcfg.seed, on_step=on_step,
                       detector=build_detector(detector_spec), max_post_windows=max_post)
 
 

@@ -19,16 +19,15 @@ parts have errors of the same order in those units (tens of mg; a few hundredths
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
 from fedhar.exceptions import ConfigError, DataError
 from fedhar.registry import Registry
-from fedhar.schema import from_mapping
+from fedhar.schema import from_mapping, named_or_mapping
 
 SENSORS = ("acc", "gyro")
 _DRIFT_GRID_S = 1.0  # the bias random walk is drawn on a 1 s grid and interpolated between
@@ -138,19 +137,7 @@ for _p in (
 def device_profile(spec: str | Mapping[str, Any] | DeviceProfile, where: str = "device") -> DeviceProfile:
     """A profile from a registry name, a mapping of fields (optionally ``base: <name>`` plus
     overrides; the name then defaults to ``<base>_custom``) or a profile (returned as is)."""
-    if isinstance(spec, DeviceProfile):
-        return spec
-    if isinstance(spec, str):
-        return copy.deepcopy(DEVICES.get(spec, where))
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"`{where}` must be a device profile name or a mapping of its fields; got {spec!r}.")
-    fields = dict(spec)
-    if "base" in fields:
-        base = fields.pop("base")
-        if not isinstance(base, str):
-            raise ConfigError(f"`{where}.base` must be a device profile name; got {base!r}.")
-        fields = {**asdict(DEVICES.get(base, f"{where}.base")), "name": f"{base}_custom", **fields}
-    return from_mapping(DeviceProfile, fields, where)
+    return named_or_mapping(spec, DEVICES, DeviceProfile, "device profile", where)
 
 
 @dataclass

@@ -24,9 +24,8 @@ change, its first-order effect on orientation-sensitive models, not the full shi
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -34,7 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from fedhar.exceptions import ConfigError, DataError
 from fedhar.registry import Registry
-from fedhar.schema import from_mapping
+from fedhar.schema import from_mapping, named_or_mapping
 
 
 @dataclass
@@ -84,19 +83,7 @@ for _p in (
 def placement(spec: str | Mapping[str, Any] | Placement, where: str = "placement") -> Placement:
     """A placement from a registry name, a mapping of fields (optionally ``base: <name>`` plus
     overrides; the name then defaults to ``<base>_custom``) or a placement (returned as is)."""
-    if isinstance(spec, Placement):
-        return spec
-    if isinstance(spec, str):
-        return copy.deepcopy(PLACEMENTS.get(spec, where))
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"`{where}` must be a placement name or a mapping of its fields; got {spec!r}.")
-    fields = dict(spec)
-    if "base" in fields:
-        base = fields.pop("base")
-        if not isinstance(base, str):
-            raise ConfigError(f"`{where}.base` must be a placement name; got {base!r}.")
-        fields = {**asdict(PLACEMENTS.get(base, f"{where}.base")), "name": f"{base}_custom", **fields}
-    return from_mapping(Placement, fields, where)
+    return named_or_mapping(spec, PLACEMENTS, Placement, "placement", where)
 
 
 def rotation_matrix(place: Placement, rng: np.random.Generator | None = None) -> np.ndarray:
