@@ -133,6 +133,18 @@ def _memory_bytes(mem: dict) -> int:
     return int(sum(mem.get(k, 0) or 0 for k in ("buffer_bytes", "adapter_bytes", "extra_bytes")))
 
 
+def _memory_cell(mem: dict) -> str:
+    """MB the strategy keeps on the device, and what it is (buffer windows, adapters, anchors)."""
+    parts = []
+    if mem.get("buffer_windows"):
+        parts.append(f"{int(mem['buffer_windows'])} windows")
+    if mem.get("adapter_bytes"):
+        parts.append("adapters")
+    if mem.get("extra_bytes"):
+        parts.append("anchors/stats")
+    return f"{_memory_bytes(mem) / 1e6:.2f}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 # ----------------------------------------------------------------------------- outputs
 def _fmt(v, spec=".3f") -> str:
     return "n/a" if v is None else format(v, spec)
@@ -155,7 +167,7 @@ def report_markdown(results: dict) -> str:
         detected = f"{_fmt(delay, '.0f')} ({det.get('detected', 0)}/{det.get('boundaries', 0)} found)" if det else "n/a"
         lines.append(f"| {r['model']} | {r['strategy']} | {_fmt(c['acc'])} | {_fmt(c['bwt'])} | {_fmt(c['forgetting'])} | "
                      f"{_fmt(c['fwt'])} | {_fmt(c['macro_f1']['acc'])} | {_fmt(c['macro_f1']['bwt'])} | "
-                     f"{_memory_bytes(r['memory']) / 1e6:.2f} | {r['train_seconds']:.0f} | {detected} |")
+                     f"{_memory_cell(r['memory'])} | {r['train_seconds']:.0f} | {detected} |")
     best = max(results["runs"], key=lambda r: (r["continual"]["acc"] or -1))
     lines += ["", f"Best final ACC: **{best['model']} / {best['strategy']}** ({_fmt(best['continual']['acc'])}).", "",
               "Rows of R (accuracy after training on phase i, columns: " + ", ".join(names) + ") are in results.json "
