@@ -164,7 +164,8 @@ class ContinualFederatedTask(FederatedTask):
             fired = False
             if strategy.detector is not None and extra["calibrated"] and len(exp.train):
                 n = min(self.fcfg.observe_windows, len(exp.train))
-                fired = bool(strategy.observe(model, exp.train.X[:n], tcfg))
+                start = (server_round * n) % max(1, len(exp.train) - n + 1)  # a new slice each round
+                fired = bool(strategy.observe(model, exp.train.X[start : start + n], tcfg))
                 if fired:
                     switch = 1 + k * self.fcfg.rounds_per_phase + pid * self.fcfg.stagger_rounds
                     extra["detections"].append({"round": server_round, "phase": k, "switch_round": switch if k else None,

@@ -69,7 +69,7 @@ def test_federated_continual_clients_keep_state_across_rounds(tmp_path):
     from fedhar.continual.state import load_client_state
     from fedhar.continual.strategies import build_strategy
 
-    cfg = _cfg(mode="federated", strategies=[{"name": "replay", "buffer_windows": 30}],
+    cfg = _cfg(mode="federated", strategies=[{"name": "replay", "buffer_windows": 30, "detector": True}],
                federated={"clients": 2, "rounds_per_phase": 1, "stagger_rounds": 1})
     res = run_continual_federated(cfg, tmp_path / "fed")
     run = res["runs"][0]
@@ -77,7 +77,7 @@ def test_federated_continual_clients_keep_state_across_rounds(tmp_path):
     assert set(run["clients"]) == {"0", "1"}
     for pid, c in run["clients"].items():
         assert np.asarray(c["continual"]["matrix"], dtype=float).shape == (3, 3)
-        strategy = build_strategy("replay", {"buffer_windows": 30})
+        strategy = build_strategy("replay", {"buffer_windows": 30, "detector": True})
         extra = load_client_state(tmp_path / "fed" / "replay" / "clients" / f"client_{pid}.npz", strategy)
         # every round this client trained in is in its saved timeline, in order, with its phase
         assert [r["round"] for r in extra["rounds"]] == [1, 2, 3, 4]
@@ -86,6 +86,8 @@ def test_federated_continual_clients_keep_state_across_rounds(tmp_path):
         # the buffer filled at each phase end and survived later rounds
         assert 0 < len(strategy.buffer) <= 30 and strategy.buffer.seen > 30
         assert [e["index"] for e in strategy.experiences] == [0, 1, 2]
+        # the drift detector's reference (fitted at the end of the last phase) survived too
+        assert extra["calibrated"] and strategy.detector is not None and strategy.detector.state_dict()["mu"] is not None
     assert (tmp_path / "fed" / "report.md").read_text().count("| replay | ") >= 3
 
 
