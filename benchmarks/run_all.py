@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     ap.add_argument("--smoke", action="store_true", help="tiny models and data: checks that every script runs (seconds)")
     ap.add_argument("--update-readme", action="store_true", help="copy the report into benchmarks/README.md")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the other sections' results already in --out (re-measure only --only)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,20 +48,26 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("set FEDHAR_DATA_DIR to the folder holding uci_har.npz (make bench does this)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     info = machine()
     parts, payload = [], {"machine": info, "sections": {}}
-    for name in chosen:
+    previous = json.loads((out / "results.json").read_text())["sections"] if args.reuse and (out / "results.json").exists() else {}
+    for name in SECTIONS:
+        if name not in chosen:
+            if name in previous and (out / f"{name}.md").exists():
+                payload["sections"][name] = {**previous[name], "reused": True}
+                parts.append((out / f"{name}.md").read_text() + f"\n_{name}: {previous[name]['seconds']:.0f} s (earlier run)_\n")
+            continue
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         result = SECTIONS[name](out, smoke=args.smoke)
         payload["sections"][name] = {**result["payload"], "seconds": time.perf_counter() - t0}
         parts.append(result["markdown"] + f"\n_{name}: {time.perf_counter() - t0:.0f} s_\n")
-    total = time.perf_counter() - started
+    total = sum(sec["seconds"] for sec in payload["sections"].values())
     payload["seconds"] = total
     header = (f"Measured on {info['cpu']} ({info['cores']} cores, torch {info['torch']}, {info['torch_threads']} threads; "
-              f"avx512_bf16: {info['avx512_bf16']}, amx_bf16: {info['amx_bf16']}) in {total / 60:.1f} min by "
-              f"`python benchmarks/run_all.py --out {args.out}`{' --smoke' if args.smoke else ''}.\n")
+              f"avx512_bf16: {info['avx512_bf16']}, amx_bf16: {info['amx_bf16']}); the sections took {total / 60:.1f} min "
+              f"in all, by `python benchmarks/run_all.py --out {args.out}`{' --smoke' if args.smoke else ''}"
+              f"{' (sections marked *earlier run* come from a previous invocation into the same folder)' if previous else ''}.\n")
     report = header + "\n" + "\n".join(parts)
     (out / "report.md").write_text(report)
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))

@@ -158,13 +158,17 @@ def report_markdown(results: dict) -> str:
              "ACC: mean accuracy over all phases after the last one. BWT: mean change on earlier phases since each was "
              "learned (negative = forgetting). Forgetting: mean drop from each earlier phase's best. FWT: accuracy on a "
              "phase before training on it, minus the untrained model's.", "",
-             "| model | strategy | ACC | BWT | forgetting | FWT | F1 ACC | F1 BWT | memory kept (MB) | train s | detection delay (windows) |",
+             "| model | strategy | ACC | BWT | forgetting | FWT | F1 ACC | F1 BWT | memory kept (MB) | train s | detection delay |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
         c = r["continual"]
         det = r.get("detection_summary") or {}
         delay = det.get("mean_delay")
-        detected = f"{_fmt(delay, '.0f')} ({det.get('detected', 0)}/{det.get('boundaries', 0)} found)" if det else "n/a"
+        if det.get("mean_delay_rounds") is not None:  # federated clients detect per round
+            delay_text = f"{det['mean_delay_rounds']:.2f} rounds"
+        else:
+            delay_text = _fmt(delay, ".0f")
+        detected = f"{delay_text} ({det.get('detected', 0)}/{det.get('boundaries', 0)} found)" if det else "n/a"
         lines.append(f"| {r['model']} | {r['strategy']} | {_fmt(c['acc'])} | {_fmt(c['bwt'])} | {_fmt(c['forgetting'])} | "
                      f"{_fmt(c['fwt'])} | {_fmt(c['macro_f1']['acc'])} | {_fmt(c['macro_f1']['bwt'])} | "
                      f"{_memory_cell(r['memory'])} | {r['train_seconds']:.0f} | {detected} |")

@@ -17,7 +17,12 @@ NON_NEURAL = ("classical",)
 def build_model(
     cfg: ModelConfig, channels: Sequence[str], window_length: int, classes: Sequence[str], seed: int = 0
 ) -> HARModel:
-    """Frozen backbone first (its hidden size and embedding norm shape the frontend), then the rest."""
+    """Frozen backbone first (its hidden size and embedding norm shape the frontend), then the rest.
+
+    Seeded before the backbone too: PEFT draws the LoRA ``A`` matrices from torch's global
+    generator, so without it two models built in one process would start from different adapters.
+    """
+    torch.manual_seed(seed)
     backbone = build_backbone(cfg.backbone, seed)
     torch.manual_seed(seed)
     frontend = build_frontend(cfg.frontend, channels, window_length, backbone.hidden_size, backbone.embedding_norm)

@@ -141,3 +141,23 @@ def test_missing_sensor_uses_learned_absent_features_not_zero_input():
     assert torch.equal(before[:3], after[:3])  # windows with a gyroscope do not see the absent path
     assert not torch.allclose(before[3:], after[3:])  # gyro-less windows do
     assert "frontend.absent" in m.state_keys  # learned, and exchanged with the rest of the frontend
+
+
+def test_models_built_in_one_process_with_one_seed_are_identical(tmp_path):
+    """LoRA's A matrices come from torch's global generator: two builds must still match."""
+    import torch
+    from transformers import AutoModel, LlamaConfig
+
+    from fedhar.models import ModelConfig, build_model
+    from fedhar.schema import from_mapping
+
+    folder = tmp_path / "llama"  # a local pretrained folder: loaded as is, no seeding inside
+    AutoModel.from_config(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=4, num_key_value_heads=2)).save_pretrained(folder)
+    cfg = from_mapping(ModelConfig, {"backbone": {"name": str(folder), "layers": 1, "lora": {"r": 4}},
+                                     "frontend": {"tokens": 4, "channels": [8], "kernels": [3], "strides": [1]}})
+    a = build_model(cfg, ("acc_x", "acc_y", "acc_z"), 32, ("a", "b"), seed=3).trainable_state()
+    torch.rand(100)  # move the global generator, as any earlier work in the process would
+    b = build_model(cfg, ("acc_x", "acc_y", "acc_z"), 32, ("a", "b"), seed=3).trainable_state()
+    lora = [k for k in a if "lora_A" in k]
+    assert lora and all(torch.equal(a[k], b[k]) for k in a)
