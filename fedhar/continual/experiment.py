@@ -120,13 +120,10 @@ def run_classical(experiences: list[Experience], cumulative: bool, seed: int, tr
             "seconds": time.perf_counter() - t0, "train_seconds": time.perf_counter() - t0, "detection_summary": None}
 
 
-def continual_block(res: dict) -> dict:
-    """The ``continual.*`` keys of results.json for one run: accuracy metrics, macro-F1 beside them."""
-    acc, f1 = res["accuracy"], res["macro_f1"]
-    return {"acc": acc["acc"], "bwt": acc["bwt"], "forgetting": acc["forgetting"], "fwt": acc["fwt"],
-            "matrix": acc["matrix"],
-            "macro_f1": {"acc": f1["acc"], "bwt": f1["bwt"], "forgetting": f1["forgetting"], "fwt": f1["fwt"],
-                         "matrix": f1["matrix"]}}
+def metrics_block(acc: dict, f1: dict) -> dict:
+    """The ``continual.*`` keys of results.json: accuracy metrics, macro-F1 beside them."""
+    return {"acc": acc["acc"], "bwt": acc["bwt"], "forgetting": acc["forgetting"], "fwt": acc["fwt"], "matrix": acc["matrix"],
+            "macro_f1": {k: f1[k] for k in ("acc", "bwt", "forgetting", "fwt", "matrix")}}
 
 
 def _memory_bytes(mem: dict) -> int:
@@ -239,7 +236,7 @@ def run_continual(cfg: ExperimentConfig, out: str | Path | None = None, resume: 
             res = run_classical(experiences, spec["name"] == "cumulative", cfg.seed, cfg.model.backbone.trees)
         else:
             res = run_neural(vcfg, spec, experiences, cfg.continual.detector, cfg.continual.max_post_windows)
-        run = {"model": label, "strategy": key[1], "continual": continual_block(res), "memory": res["memory"],
+        run = {"model": label, "strategy": key[1], "continual": metrics_block(res["accuracy"], res["macro_f1"]), "memory": res["memory"],
                "seconds": res["seconds"], "train_seconds": res["train_seconds"],
                "detection_summary": res.get("detection_summary"),
                "detail": {k: res[k] for k in ("options", "detection", "decisions", "choices", "history") if k in res}}

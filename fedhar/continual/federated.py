@@ -33,6 +33,7 @@ import numpy as np
 
 from fedhar.config import ExperimentConfig, build_config, config_to_dict
 from fedhar.continual.config import strategy_label, strategy_options
+from fedhar.continual.experiment import metrics_block
 from fedhar.continual.metrics import continual_metrics
 from fedhar.continual.protocol import evaluate_experience
 from fedhar.continual.state import load_client_state, save_client_state
@@ -208,16 +209,11 @@ def client_results(task: ContinualFederatedTask) -> dict:
         fb = np.array([np.nan if v is None else v for v in extra["f1_baseline"]])
         mats.append(R), f1s.append(F), bases.append(b), f1_bases.append(fb)
         acc, f1 = continual_metrics(R, b), continual_metrics(F, fb)
-        clients[str(pid)] = {"subjects": task.assignment[pid], "continual": _block(acc, f1), "memory": extra.get("memory", {}),
+        clients[str(pid)] = {"subjects": task.assignment[pid], "continual": metrics_block(acc, f1), "memory": extra.get("memory", {}),
                              "detections": extra["detections"], "seen_classes": sorted(strategy.seen_classes)}
     acc = continual_metrics(np.nanmean(mats, axis=0), np.nanmean(bases, axis=0))
     f1 = continual_metrics(np.nanmean(f1s, axis=0), np.nanmean(f1_bases, axis=0))
-    return {"overall": _block(acc, f1), "clients": clients}
-
-
-def _block(acc: dict, f1: dict) -> dict:
-    return {"acc": acc["acc"], "bwt": acc["bwt"], "forgetting": acc["forgetting"], "fwt": acc["fwt"], "matrix": acc["matrix"],
-            "macro_f1": {k: f1[k] for k in ("acc", "bwt", "forgetting", "fwt", "matrix")}}
+    return {"overall": metrics_block(acc, f1), "clients": clients}
 
 
 def run_continual_federated(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
