@@ -41,6 +41,16 @@ def _timed(fn, min_steps: int, min_seconds: float) -> tuple[int, float]:
     return steps, time.perf_counter() - t0
 
 
+def _flops_and_rate(step, batch: int, min_steps: int, min_seconds: float) -> tuple[float, float]:
+    """FLOPs per window of one counted ``step``, then windows/s after one warm-up step."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    step()
+    steps, secs = _timed(step, min_steps, min_seconds)
+    return counter.get_total_flops() / batch, steps * batch / secs
+
+
 def measure(backbone: dict, precision: str, batch: int = 64, eval_batch: int = 256, min_steps: int = 4,
             min_seconds: float = 8.0) -> dict:
     """Windows per second for training (fwd+bwd+AdamW step) and inference, with FLOPs per window."""
@@ -67,21 +77,9 @@ def measure(backbone: dict, precision: str, batch: int = 64, eval_batch: int = 2
             model(Xe)
 
     model.train()
-    counter = FlopCounterMode(display=False)
-    with counter:
-        train_step()
-    train_flops = counter.get_total_flops() / batch
-    train_step()
-    steps, secs = _timed(train_step, min_steps, min_seconds)
-    train_wps = steps * batch / secs
+    train_flops, train_wps = _flops_and_rate(train_step, batch, min_steps, min_seconds)
     model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter:
-        infer_step()
-    infer_flops = counter.get_total_flops() / eval_batch
-    infer_step()
-    steps, secs = _timed(infer_step, min_steps, min_seconds / 2)
-    infer_wps = steps * eval_batch / secs
+    infer_flops, infer_wps = _flops_and_rate(infer_step, eval_batch, min_steps, min_seconds / 2)
     counts = model.param_counts()
     return {"train_windows_per_s": train_wps, "infer_windows_per_s": infer_wps,
             "train_gflop_per_window": train_flops / 1e9, "infer_gflop_per_window": infer_flops / 1e9,
