@@ -19,6 +19,7 @@ from fedhar.federated.config import FederatedConfig
 from fedhar.models.config import ModelConfig
 from fedhar.schema import from_mapping, to_mapping
 from fedhar.training.config import TrainConfig
+from fedhar.transfer.config import LodoConfig, PersonalizationConfig
 
 
 @dataclass
@@ -30,6 +31,8 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
+    lodo: LodoConfig = field(default_factory=LodoConfig)
+    personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, where: str) -> None:

@@ -15,12 +15,12 @@ from fedhar.data.splits import (
     subject_split,
 )
 from fedhar.data.validate import check_arrays
-from fedhar.data.vocab import CANONICAL, label_mask, to_canonical
+from fedhar.data.vocab import CANONICAL, MASK_KEY, label_mask, to_canonical, with_label_mask
 
 __all__ = [
     "CANONICAL", "FORMATS", "G", "DataConfig", "HaptStreams", "SensorStream", "WindowDataset",
     "apply_channel_stats", "available_sensors", "check_arrays", "concat", "convert_acc_units", "describe",
-    "detect_format", "fit_channel_stats", "harmonize", "label_budget", "label_mask", "load", "load_source",
+    "detect_format", "fit_channel_stats", "harmonize", "label_budget", "label_mask", "MASK_KEY", "with_label_mask", "load", "load_source",
     "load_splits", "make_synthetic", "official_split", "read_hapt_streams", "resolve_source", "sensor_of",
     "stratified_split", "subject_split", "to_canonical",
 ]

@@ -104,6 +104,33 @@ def to_canonical(
     return ds.replace(y=index[ds.y] if len(ds) else ds.y, classes=tuple(target))
 
 
+MASK_KEY = "label_mask"
+"""``extras`` key of a per-window ``(N, K)`` bool array: the classes the window's dataset has.
+Training and evaluation mask the other logits, so a dataset is never trained or scored on
+classes it does not have (see :func:`with_label_mask`)."""
+
+
+def with_label_mask(ds: WindowDataset, allowed: Sequence[str] | np.ndarray | None = None) -> WindowDataset:
+    """``ds`` with every window restricted to ``allowed`` classes (names, or a ``(K,)`` bool mask).
+
+    By default the classes that occur in ``ds``. Rows keep any other extras.
+    """
+    if allowed is None:
+        mask = np.bincount(ds.y, minlength=ds.num_classes) > 0
+    elif isinstance(allowed, np.ndarray) and allowed.dtype == bool:
+        mask = allowed
+    else:
+        mask = label_mask(allowed, ds.classes)
+    if mask.shape != (ds.num_classes,):
+        raise DataError(f"dataset `{ds.name}`: label mask has shape {mask.shape}; expected ({ds.num_classes},).")
+    if not mask.any():
+        raise DataError(f"dataset `{ds.name}`: the label mask allows no class of {', '.join(ds.classes)}.")
+    if len(ds) and not mask[ds.y].all():
+        outside = sorted({ds.classes[c] for c in ds.y[~mask[ds.y]]})
+        raise DataError(f"dataset `{ds.name}`: windows of class(es) {', '.join(outside)} are outside the label mask.")
+    return ds.replace(extras={**ds.extras, MASK_KEY: np.tile(mask, (len(ds), 1))})
+
+
 def label_mask(ds_classes: Iterable[str], label_space: Sequence[str]) -> np.ndarray:
     """Boolean mask over ``label_space``: True where the dataset has that class.
 

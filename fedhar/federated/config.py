@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fedhar.exceptions import ConfigError
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm")
-PARTITIONS = ("subject", "device", "dataset", "iid", "dirichlet")
+PARTITIONS = ("subject", "device", "dataset", "dataset_subject", "iid", "dirichlet")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class FederatedConfig:
     client_cpus: float = field(default=1.0, metadata={"help": "CPUs per simulated client (Ray actor)."})
     backend_cpus: int = field(default=2, metadata={"help": "CPUs Ray may use in total."})
     faults: FaultConfig = field(default_factory=FaultConfig)
+    personal_parts: list[str] = field(default_factory=list, metadata={"help": "Parts each client keeps and never sends, e.g. [head] for FedPer: it trains them locally and evaluates with them."})
+    state_dir: str | None = field(default=None, metadata={"help": "Where clients keep their personal parts (default: <run>/clients)."})
 
     def __post_init__(self) -> None:
         if self.rounds <= 0:
@@ -68,5 +70,10 @@ class FederatedConfig:
                 raise ConfigError(f"`federated.{key}` must be in (0, 1]; got {getattr(self, key)}.")
         if not 0 <= self.local_test_fraction < 1:
             raise ConfigError(f"`federated.local_test_fraction` must be in [0, 1); got {self.local_test_fraction}.")
+        from fedhar.models.config import PARTS
+
+        bad = [p for p in self.personal_parts if p not in PARTS]
+        if bad:
+            raise ConfigError(f"`federated.personal_parts` must name some of {', '.join(PARTS)}; got {bad}.")
         if self.partition in ("iid", "dirichlet") and not self.num_clients:
             raise ConfigError(f"`federated.num_clients` is required for the `{self.partition}` partition.")

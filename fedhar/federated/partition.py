@@ -1,5 +1,5 @@
-"""Client partitions with flwr-datasets partitioners: natural units (subject, device, dataset),
-IID, or Dirichlet label skew. Returns row indices into the training WindowDataset.
+"""Client partitions with flwr-datasets partitioners: natural units (subject, device, dataset,
+dataset x subject), IID, or Dirichlet label skew. Returns row indices into the training WindowDataset.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ def _unit_column(ds: WindowDataset, partition: str) -> np.ndarray:
         if ds.device is None:
             raise DataError(f"`federated.partition: device` but dataset `{ds.name}` has no device column.")
         return ds.device
-    if partition == "dataset":
-        if "dataset" in ds.extras:
-            return np.asarray(ds.extras["dataset"]).astype(str)
-        return np.full(len(ds), ds.name)  # a single dataset: one client
+    if partition in ("dataset", "dataset_subject"):
+        source = np.asarray(ds.extras["dataset"]).astype(str) if "dataset" in ds.extras else np.full(len(ds), ds.name)
+        if partition == "dataset":
+            return source  # a single dataset: one client
+        return np.char.add(np.char.add(source, ":"), ds.subject.astype(str))
     raise ConfigError(f"`federated.partition` {partition!r} is not a natural unit.")
 
 
@@ -31,7 +32,7 @@ def partition_indices(ds: WindowDataset, cfg: FederatedConfig, seed: int = 0) ->
     from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, NaturalIdPartitioner
 
     table = {"row": np.arange(len(ds)), "label": ds.y}
-    if cfg.partition in ("subject", "device", "dataset"):
+    if cfg.partition in ("subject", "device", "dataset", "dataset_subject"):
         units = _unit_column(ds, cfg.partition)
         uniq = np.unique(units)
         if cfg.num_clients and cfg.num_clients < len(uniq):

@@ -55,6 +55,8 @@ def run_federated(cfg: ExperimentConfig, out: str | None = None, resume: str | N
         cfg = _resume_config(cfg, run_dir)
     else:
         run_dir = prepare_run_dir(out, cfg.name)
+        if cfg.federated.personal_parts and not cfg.federated.state_dir:
+            cfg.federated.state_dir = str((run_dir / "clients").resolve())
         write_config(run_dir, config_to_dict(cfg))
 
     from fedhar.federated.task import get_task

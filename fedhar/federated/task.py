@@ -21,6 +21,7 @@ from fedhar.data.build import load_splits
 from fedhar.data.dataset import WindowDataset
 from fedhar.exceptions import FederationError
 from fedhar.federated.partition import local_split, partition_indices
+from fedhar.federated.personal import load_personal, personal_keys, save_personal
 from fedhar.models import build_model
 from fedhar.models.har_model import HARModel
 from fedhar.training.loop import evaluate, fit
@@ -77,6 +78,25 @@ class FederatedTask:
     def initial_state(self) -> State:
         return self.model.trainable_state()
 
+    # --------------------------------------------------- personal parts (FedPer)
+    @cached_property
+    def personal_keys(self) -> list[str]:
+        return personal_keys(self.model.state_keys, self.cfg.federated.personal_parts)
+
+    def personal_path(self, pid: int):
+        from pathlib import Path
+
+        if not self.cfg.federated.state_dir:
+            raise FederationError("`federated.personal_parts` needs `federated.state_dir` (run_federated sets <run>/clients).")
+        return Path(self.cfg.federated.state_dir) / f"client_{pid:04d}" / "personal.safetensors"
+
+    def _with_personal(self, state: dict, pid: int) -> dict:
+        """``state`` with this client's own personal entries in place of the global ones."""
+        if not self.personal_keys:
+            return state
+        mine = load_personal(self.personal_path(pid))
+        return {**state, **{k: mine[k] for k in self.personal_keys}} if mine is not None else state
+
     def local_stats(self, pid: int) -> dict[str, np.ndarray]:
         """Per-channel count, sum and sum of squares: pooled exactly by the server into the
         global normaliser without any client sharing its windows."""
@@ -94,7 +114,7 @@ class FederatedTask:
         train, _ = self.client_data(pid)
         with self._lock:  # one model per process; virtual clients in a process take turns
             model = self.model
-            model.load_trainable_state(state, where=f"global state (round {server_round})")
+            model.load_trainable_state(self._with_personal(state, pid), where=f"global state (round {server_round})")
             penalties = []
             if proximal_mu > 0:
                 anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -108,6 +128,11 @@ class FederatedTask:
             history = fit(model, train, local_cfg, seed=derive_seed(self.cfg.seed, pid, server_round),
                           penalties=penalties, desc=f"client {pid}")
             new_state = model.trainable_state()
+        if self.personal_keys:
+            # The personal parts stay on the client; the reply carries the global values back unchanged.
+            save_personal(self.personal_path(pid), {k: new_state[k] for k in self.personal_keys})
+            for k in self.personal_keys:
+                new_state[k] = torch.as_tensor(np.asarray(state[k])).clone()
         if faulty and faults.mode == "nan":
             first = next(iter(new_state))
             new_state[first] = torch.full_like(new_state[first], float("nan"))
@@ -125,7 +150,7 @@ class FederatedTask:
         _, test = self.client_data(pid)
         if len(test) == 0:
             return {"accuracy": float("nan"), "macro_f1": float("nan"), "loss": float("nan")}, 0
-        return self.evaluate_state(state, test, f"global state for client {pid}"), len(test)
+        return self.evaluate_state(self._with_personal(state, pid), test, f"global state for client {pid}"), len(test)
 
     def evaluate_central(self, state: dict) -> dict:
         return self.evaluate_state(state, self.splits[1], "global state")

@@ -45,6 +45,13 @@ class ClassicalModel:
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.forest.predict(window_features(X))
 
+    def scores(self, X: np.ndarray, num_classes: int) -> np.ndarray:
+        """``(N, num_classes)`` class probabilities (zero for classes the forest never saw), so
+        label masks apply to the forest as they do to the networks."""
+        out = np.zeros((len(X), num_classes), dtype=np.float32)
+        out[:, self.forest.classes_] = self.forest.predict_proba(window_features(X))
+        return out
+
     def param_counts(self) -> dict[str, int]:
         nodes = sum(t.tree_.node_count for t in self.forest.estimators_) if hasattr(self.forest, "estimators_") else 0
         return {"total_params": int(nodes), "trainable_params": int(nodes), "backbone_params": 0}

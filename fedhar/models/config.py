@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from fedhar.exceptions import ConfigError
 
+PARTS = ("frontend", "lora", "head", "backbone")
+"""Trainable parts of a HAR model: ``lora`` is an LLM's adapters, ``backbone`` a from-scratch backbone."""
+
 
 @dataclass
 class FrontendConfig:

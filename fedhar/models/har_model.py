@@ -16,7 +16,15 @@ from torch import nn
 
 from fedhar.exceptions import ModelError
 from fedhar.models.backbones import Backbone
-from fedhar.models.config import HeadConfig
+from fedhar.models.config import PARTS, HeadConfig
+
+
+def part_of(name: str) -> str:
+    """Which trainable part a state key belongs to: frontend, lora, head, backbone or normalizer."""
+    part = name.split(".", 1)[0]
+    if part == "backbone":
+        return "lora" if "lora_" in name else "backbone"
+    return part
 
 
 class Normalizer(nn.Module):
@@ -131,14 +139,11 @@ class HARModel(nn.Module):
         ``lora`` means the adapter weights of an LLM backbone; ``backbone`` means a from-scratch
         backbone's own weights. Frozen pretrained weights never train.
         """
-        valid = {"frontend", "lora", "head", "backbone"}
+        valid = set(PARTS)
         if not set(parts) <= valid:
             raise ModelError(f"Unknown trainable parts {sorted(set(parts) - valid)}; valid: {sorted(valid)}.")
         trainable_names = set(self._state_keys)
         for name, p in self.named_parameters():
             if name not in trainable_names:
                 continue
-            part = name.split(".", 1)[0]
-            if part == "backbone":
-                part = "lora" if "lora_" in name else "backbone"
-            p.requires_grad_(part in parts)
+            p.requires_grad_(part_of(name) in parts)

@@ -101,3 +101,56 @@ def timeline_png(path: Path, series: Mapping[str, Sequence[tuple[float, float]]]
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def budget_curves_png(path: Path, panels: Mapping[str, Mapping[str, Sequence[tuple[str, float]]]], title: str = "",
+                      ylabel: str = "macro-F1") -> None:
+    """One panel per held-out dataset: score against label budget (categorical x), one line per
+    series ``"model (mode)"``: one colour per model, dashed for ``(head)`` and ``(target)``."""
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 4.6), squeeze=False, sharey=True)
+    models: list[str] = []
+    for series in panels.values():
+        models.extend(m for m in (name.split(" (")[0] for name in series) if m not in models)
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    for ax, (panel, series) in zip(axes[0], panels.items()):
+        order: list[str] = []
+        for pts in series.values():
+            order.extend(b for b, _ in pts if b not in order)
+        for name, pts in series.items():
+            xs = [order.index(b) for b, _ in pts]
+            style = "--" if name.endswith(("(head)", "(target)")) else "-"
+            ax.plot(xs, [v for _, v in pts], style, marker="o", markersize=3, color=colours[name.split(" (")[0]], label=name)
+        ax.set_xticks(range(len(order)), order, rotation=30, fontsize=8)
+        ax.set_title(f"held out: {panel}")
+        ax.set_xlabel("labelled target windows")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    ncol = max(1, min(len(labels), 2 * n))
+    rows = -(-len(labels) // ncol)
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=ncol)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def gain_distribution_png(path: Path, gains: Mapping[str, Sequence[float]], title: str = "") -> None:
+    """Per-client gains (personalised minus global score), one box + points per strategy."""
+    names = list(gains)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(names), 4.0))
+    data = [np.asarray(gains[n], dtype=float) for n in names]
+    ax.boxplot(data, showfliers=False)
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=12, alpha=0.7)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(1, len(names) + 1), names)
+    ax.set_ylabel("macro-F1 gain over the global model")
+    ax.set_title(title or "per-client personalisation gain")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fedhar.exceptions import ConfigError
-
-PARTS = ("frontend", "lora", "head", "backbone")
+from fedhar.models.config import PARTS
 
 
 @dataclass

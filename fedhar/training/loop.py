@@ -17,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fedhar.data.dataset import WindowDataset
+from fedhar.data.vocab import MASK_KEY
 from fedhar.training.config import TrainConfig
 from fedhar.training.metrics import classification_metrics
 
@@ -69,11 +70,37 @@ def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256, preci
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
+MASKED = -1e9
+"""Logit given to classes outside a window's label mask (finite, so the loss stays finite)."""
+
+
+def label_mask_of(data: WindowDataset) -> np.ndarray | None:
+    """The ``(N, K)`` per-window label mask of ``data``, or None (every class allowed)."""
+    mask = data.extras.get(MASK_KEY)
+    return None if mask is None else np.asarray(mask, dtype=bool)
+
+
+def apply_label_mask(logits: torch.Tensor | np.ndarray, mask: torch.Tensor | np.ndarray | None):
+    """Logits with disallowed classes set to :data:`MASKED` (torch or numpy, same shape back)."""
+    if mask is None:
+        return logits
+    if isinstance(logits, np.ndarray):
+        return np.where(mask, logits, np.float32(MASKED)).astype(logits.dtype)
+    return logits.masked_fill(~mask, MASKED)
+
+
 def evaluate(model: nn.Module, data: WindowDataset, cfg: TrainConfig | None = None,
              labels: Sequence[int] | None = None) -> dict:
-    """Accuracy, macro-F1, confusion matrix and mean cross-entropy on ``data``."""
+    """Accuracy, macro-F1, confusion matrix and mean cross-entropy on ``data``.
+
+    With a label mask in ``data.extras`` (see :func:`fedhar.data.vocab.with_label_mask`) only the
+    allowed classes can be predicted, and macro-F1 averages over them alone.
+    """
     cfg = cfg or TrainConfig()
-    logits = predict_logits(model, data.X, cfg.eval_batch_size, cfg.precision)
+    mask = label_mask_of(data)
+    logits = apply_label_mask(predict_logits(model, data.X, cfg.eval_batch_size, cfg.precision), mask)
+    if mask is not None and labels is None and len(data):
+        labels = np.flatnonzero(mask.any(0)).tolist()
     loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(data.y))) if len(data) else float("nan")
     metrics = classification_metrics(data.y, logits.argmax(1), logits.shape[1], labels)
     metrics["loss"] = loss
@@ -107,6 +134,9 @@ def fit(
     Only parameters with ``requires_grad`` are optimised (``cfg.trainable`` chooses them on a
     HARModel), so frozen backbone weights get no gradient and no optimizer state.
 
+    A label mask in ``train.extras`` (datasets pooled over a wider label space) keeps each
+    window's loss to the classes its dataset has.
+
     Head-only training (``cfg.trainable == ["head"]``) runs the frozen parts in eval mode, so
     their outputs are a fixed function of the input; with ``cfg.feature_cache`` they are computed
     once and the head trains on them. Both paths consume the same random numbers (batch order,
@@ -124,6 +154,8 @@ def fit(
     weight = _class_weights(train.y, model.head.classifier.out_features) if cfg.class_weights else None
     X = torch.from_numpy(np.ascontiguousarray(train.X))
     y = torch.from_numpy(train.y)
+    mask = label_mask_of(train)
+    mask = torch.from_numpy(mask) if mask is not None else None
     penalties = list(penalties)
     head_only = set(cfg.trainable) == {"head"} and hasattr(model, "features")
 
@@ -147,7 +179,8 @@ def fit(
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             with autocast(cfg.precision):
                 logits = model.head.classify(feats[idx]) if feats is not None else model(X[idx])
-            loss = nn.functional.cross_entropy(logits.float(), y[idx], weight=weight)
+            logits = apply_label_mask(logits.float(), mask[idx] if mask is not None else None)
+            loss = nn.functional.cross_entropy(logits, y[idx], weight=weight)
             for penalty in penalties:
                 loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)

@@ -55,3 +55,17 @@ def test_dataset_partition_after_concat():
     parts = partition_indices(both, FederatedConfig(partition="dataset"))
     assert [len(p) for p in parts] == [len(a), len(b)]
     assert set(both.extras["dataset"][parts[1]]) == {"beta"}
+
+
+def test_dataset_subject_partition_gives_one_client_per_pair(synthetic):
+    from fedhar.data import concat
+    from fedhar.federated.config import FederatedConfig
+    from fedhar.federated.partition import partition_indices
+
+    a = synthetic.replace(name="a")
+    b = synthetic.subset(np.flatnonzero(synthetic.subject < 2)).replace(name="b")  # one subject
+    both = concat([a, b])
+    parts = partition_indices(both, FederatedConfig(partition="dataset_subject"))
+    assert len(parts) == len(np.unique(a.subject)) + len(np.unique(b.subject)) == 5
+    for p in parts:
+        assert len(set(both.extras["dataset"][p])) == 1 and len(set(both.subject[p])) == 1

@@ -1,0 +1,188 @@
+"""Tables, plots and result files of the cross-dataset and personalisation studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fedhar.reporting import budget_curves_png, gain_distribution_png, write_json, write_metrics_csv
+
+
+def _series(row: dict) -> str:
+    return row["variant"] if row["mode"] == "none" else f"{row['variant']} ({row['mode']})"
+
+
+def lodo_table(rows: list[dict]) -> dict:
+    """``table[held_out][budget][variant (mode)] = {macro_f1, accuracy}``; zero-shot rows apply to
+    every mode of their variant."""
+    table: dict = {}
+    for r in rows:
+        table.setdefault(r["held_out"], {}).setdefault(r["budget"], {})[_series(r)] = {
+            "macro_f1": r["macro_f1"], "accuracy": r["accuracy"]}
+    return table
+
+
+def lodo_markdown(results: dict) -> str:
+    rows = results.get("rows", [])
+    lines = [f"# Leave-one-dataset-out: {results.get('name', '')}", ""]
+    for name, info in results.get("datasets", {}).items():
+        lines.append(f"- **{name}**: {info['train']} train / {info['test']} test windows; sensors "
+                     f"{'+'.join(info['sensors'])}; classes {', '.join(info['classes'])}")
+    lines += ["", "Cells: macro-F1 / accuracy on the held-out dataset's test side. *zero-shot*: no target labels, "
+              "scored on the classes shared with the training datasets. *head*: only the head adapts; *full*: head + "
+              "LoRA + frontend (all weights of a from-scratch backbone). The random forest is refitted on the target "
+              "budget alone (*target*) or with the source datasets (*source+target*). Best per column in bold.", ""]
+    for held in dict.fromkeys(r["held_out"] for r in rows):
+        mine = [r for r in rows if r["held_out"] == held]
+        budgets = list(dict.fromkeys(r["budget"] for r in mine))
+        fold = results.get("folds", {}).get(held, {})
+        lines.append(f"## Held out: {held}")
+        if fold:
+            lines.append(f"Trained federated on {', '.join(fold['sources'])}; shared classes for zero-shot: "
+                         f"{', '.join(fold['shared_classes'])}. Labelled windows per budget: "
+                         + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
+        lines.append("")
+        zero = {r["variant"]: r for r in mine if r["budget"] == "zero-shot"}
+        keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in mine if r["mode"] != "none"))
+        cells = {(r["variant"], r["mode"], r["budget"]): r for r in mine}
+        best = {}
+        for b in budgets:
+            vals = [r["macro_f1"] for r in mine if r["budget"] == b]
+            best[b] = max(vals) if vals else None
+        cols = [b for b in budgets if b != "zero-shot"]
+        lines.append("| model | adapts | zero-shot | " + " | ".join(cols) + " |")
+        lines.append("|---|---|" + "---|" * (len(cols) + 1))
+
+        def cell(r: dict | None, b: str) -> str:
+            if r is None:
+                return ""
+            text = f"{r['macro_f1']:.3f} / {r['accuracy']:.3f}"
+            return f"**{text}**" if best.get(b) is not None and np.isclose(r["macro_f1"], best[b]) else text
+
+        for variant, mode in keys:
+            z = zero.get(variant)
+            lines.append(f"| {variant} | {mode} | {cell(z, 'zero-shot')} | "
+                         + " | ".join(cell(cells.get((variant, mode, b)), b) for b in cols) + " |")
+        lines.append("")
+        lines.append("Best per budget: " + "; ".join(
+            f"{b}: {_series(max((r for r in mine if r['budget'] == b), key=lambda r: r['macro_f1']))}" for b in budgets) + ".")
+        lines.append("")
+    helds = list(dict.fromkeys(r["held_out"] for r in rows))
+    if len(helds) > 1:
+        lines += _mean_table(rows, helds)
+    fed = [r for r in rows if r["budget"] == "zero-shot" and "federated_seconds" in r]
+    if fed:
+        lines += ["## Federated training", "", "| held out | model | in-domain macro-F1 | seconds | update bytes |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['held_out']} | {r['variant']} | {r['in_domain_f1']:.3f} | {r['federated_seconds']:.0f} | "
+                  f"{r['update_bytes']:,} |" for r in fed]
+        lines.append("")
+    if "seconds" in results:
+        lines.append(f"Total time: {results['seconds'] / 60:.1f} min.")
+    return "\n".join(lines) + "\n"
+
+
+def _mean_table(rows: list[dict], helds: list[str]) -> list[str]:
+    """Macro-F1 averaged over the held-out datasets (only where every one has the cell)."""
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in rows if r["mode"] != "none"))
+    f1 = {(r["held_out"], r["variant"], r["mode"], r["budget"]): r["macro_f1"] for r in rows}
+    zero = {(r["held_out"], r["variant"]): r["macro_f1"] for r in rows if r["budget"] == "zero-shot"}
+
+    def mean(vals: list) -> float | None:
+        return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
+
+    table = {}
+    for variant, mode in keys:
+        table[(variant, mode)] = [mean([zero.get((h, variant)) for h in helds])] + [
+            mean([f1.get((h, variant, mode, b)) for h in helds]) for b in budgets if b != "zero-shot"]
+    cols = [b for b in budgets if b != "zero-shot"]
+    best = [max((v[i] for v in table.values() if v[i] is not None), default=None) for i in range(len(cols) + 1)]
+    lines = [f"## Mean macro-F1 over the held-out datasets ({', '.join(helds)})", "",
+             "| model | adapts | zero-shot | " + " | ".join(cols) + " |", "|---|---|" + "---|" * (len(cols) + 1)]
+    for (variant, mode), vals in table.items():
+        cells = ["" if v is None else (f"**{v:.3f}**" if np.isclose(v, best[i]) else f"{v:.3f}") for i, v in enumerate(vals)]
+        lines.append(f"| {variant} | {mode} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def write_study_files(run_dir: Path, results: dict, markdown: str) -> None:
+    """results.json, metrics.csv (one line per row) and report.md of a study."""
+    write_json(run_dir / "results.json", results)
+    write_metrics_csv(run_dir / "metrics.csv", results.get("rows", []))
+    (run_dir / "report.md").write_text(markdown)
+
+
+def write_lodo_outputs(run_dir: Path, results: dict) -> None:
+    rows = results.get("rows", [])
+    results["table"] = lodo_table(rows)
+    write_study_files(run_dir, results, lodo_markdown(results))
+    panels: dict = {}
+    for held in dict.fromkeys(r["held_out"] for r in rows):
+        mine = [r for r in rows if r["held_out"] == held]
+        zero = {r["variant"]: r["macro_f1"] for r in mine if r["budget"] == "zero-shot"}
+        series: dict = {}
+        for r in sorted(mine, key=lambda r: r["labelled_windows"]):  # x in order of labelled windows
+            if r["mode"] == "none":
+                continue
+            pts = series.setdefault(_series(r), [("zero-shot", zero[r["variant"]])] if r["variant"] in zero else [])
+            pts.append((f"{r['budget']} ({r['labelled_windows']})", r["macro_f1"]))
+        panels[held] = series
+    if panels:
+        budget_curves_png(run_dir / "f1_vs_budget.png", panels, "macro-F1 against label budget on the held-out dataset")
+
+
+def personalization_markdown(results: dict) -> str:
+    lines = [f"# Personalisation: {results.get('name', '')}", "",
+             "Each client fine-tunes the federated global model on its own training split and is tested on the rest "
+             "of its data. Gain = personalised minus global macro-F1 on that client's test windows. *fedper* keeps "
+             "the head on the client during federated training instead.", "",
+             "| strategy | clients | improved | unchanged / worse | mean global F1 | mean personalised F1 | mean gain | median gain | "
+             "mean seconds | params changed | bytes stored |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, s in results.get("summary", {}).items():
+        secs = "" if s["mean_seconds"] is None else f"{s['mean_seconds']:.1f}"
+        lines.append(f"| {name} | {s['clients']} | {s['improved']} ({100 * s['improved_share']:.0f}%) | {s['unchanged']} / {s['worse']} | "
+                     f"{s['mean_global_f1']:.3f} | {s['mean_personal_f1']:.3f} | {s['mean_gain']:+.3f} | "
+                     f"{s['median_gain']:+.3f} | {secs} | {s['params_changed']:,} | {s['bytes_changed']:,} |")
+    rows = results.get("rows", [])
+    strategies = list(results.get("summary", {}))
+    if rows:
+        lines += ["", "## Per client", "", "| client | windows (personal / test) | global F1 | "
+                  + " | ".join(f"{s} F1 (gain)" for s in strategies) + " |", "|---|---|---|" + "---|" * len(strategies)]
+        for pid in dict.fromkeys(r["client"] for r in rows):
+            mine = {r["strategy"]: r for r in rows if r["client"] == pid}
+            first = next(iter(mine.values()))
+            lines.append(f"| {pid} | {first['personal_windows']} / {first['test_windows']} | {first['global_f1']:.3f} | "
+                         + " | ".join(f"{mine[s]['personal_f1']:.3f} ({mine[s]['gain']:+.3f})" if s in mine else ""
+                                      for s in strategies) + " |")
+    if "seconds" in results:
+        lines += ["", f"Total time: {results['seconds'] / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def summarise_personalization(rows: list[dict]) -> dict:
+    out = {}
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        mine = [r for r in rows if r["strategy"] == strategy]
+        gains = np.array([r["gain"] for r in mine])
+        secs = [r["seconds"] for r in mine if r.get("seconds") is not None]
+        out[strategy] = {
+            "clients": len(mine), "improved": int((gains > 0).sum()), "improved_share": float((gains > 0).mean()),
+            "unchanged": int((gains == 0).sum()), "worse": int((gains < 0).sum()),
+            "mean_global_f1": float(np.mean([r["global_f1"] for r in mine])),
+            "mean_personal_f1": float(np.mean([r["personal_f1"] for r in mine])),
+            "mean_gain": float(gains.mean()), "median_gain": float(np.median(gains)),
+            "mean_seconds": float(np.mean(secs)) if secs else None,
+            "params_changed": int(mine[0]["params_changed"]), "bytes_changed": int(mine[0]["bytes_changed"]),
+        }
+    return out
+
+
+def write_personalization_outputs(run_dir: Path, results: dict) -> None:
+    rows = results.get("rows", [])
+    results["summary"] = summarise_personalization(rows)
+    write_study_files(run_dir, results, personalization_markdown(results))
+    if rows:
+        gains = {s: [r["gain"] for r in rows if r["strategy"] == s] for s in results["summary"]}
+        gain_distribution_png(run_dir / "gains.png", gains)
