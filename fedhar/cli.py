@@ -1,4 +1,4 @@
-"""The ``fedhar`` command line: train, simulate, data info.
+"""The ``fedhar`` command line: train, pretrain, simulate, data info.
 
 Every user-facing failure is a :class:`~fedhar.exceptions.FedharError`; the CLI prints its
 reason as one paragraph and exits non-zero, with no traceback.
@@ -40,6 +40,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from fedhar.config import load_config
+    from fedhar.training.pretrain import run_pretrain
+
+    cfg = load_config(args.config, args.set)
+    results = run_pretrain(cfg, args.out)
+    print(f"\nmasked-patch MSE: train {results['final']['train_loss']:.4f}  test {results['final']['test_loss']:.4f}  "
+          f"({results['windows']} windows, {results['encoder_parameters']:,} encoder params, {results['seconds']:.0f}s)")
+    print(f"MAE backbone folder: {results['run_dir']}  (set model.backbone.name to it)")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from fedhar.config import load_config
     from fedhar.federated.run import run_federated
@@ -71,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="central training and evaluation")
     common(t)
     t.set_defaults(func=_cmd_train)
+
+    pre = sub.add_parser("pretrain", help="self-supervised masked-autoencoder pretraining (an MAE backbone folder)")
+    common(pre)
+    pre.set_defaults(func=_cmd_pretrain)
 
     s = sub.add_parser("simulate", help="federated run on Flower (Simulation or Deployment Engine)")
     common(s)

@@ -19,6 +19,8 @@ from fedhar.federated.config import FederatedConfig
 from fedhar.models.config import ModelConfig
 from fedhar.schema import from_mapping, to_mapping
 from fedhar.training.config import TrainConfig
+from fedhar.training.pretrain import PretrainConfig
+from fedhar.training.sweep import SweepConfig
 from fedhar.transfer.config import LodoConfig, PersonalizationConfig
 
 
@@ -33,6 +35,8 @@ class ExperimentConfig:
     continual: ContinualConfig = field(default_factory=ContinualConfig)
     lodo: LodoConfig = field(default_factory=LodoConfig)
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, where: str) -> None:

@@ -12,7 +12,8 @@ import numpy as np
 from fedhar.data.config import DataConfig
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.loaders import detect_format, load, loader_options
-from fedhar.data.splits import label_budget, official_split, stratified_split, subject_split
+from fedhar.data.splits import (balanced_budget_k, label_budget, official_split, random_split, stratified_split,
+                                subject_split)
 from fedhar.data.vocab import to_canonical
 from fedhar.exceptions import ConfigError, DataError
 
@@ -121,15 +122,20 @@ def load_source(cfg: DataConfig, seed: int = 0) -> WindowDataset:
 
 
 def load_splits(cfg: DataConfig, seed: int = 0) -> tuple[WindowDataset, WindowDataset]:
-    """``(train, test)`` for ``cfg``; the label budget is applied to ``train`` only."""
+    """``(train, test)`` for ``cfg``; the label budget is applied to ``train`` only (the
+    validation windows of a ``random`` split are set aside: fedhar trains fixed epochs)."""
     ds = load_source(cfg, seed)
     if cfg.split == "official":
         train, test = official_split(ds)
     elif cfg.split == "subject":
         train, test = subject_split(ds, cfg.test_fraction, cfg.test_subjects, seed)
+    elif cfg.split == "random":
+        train, _val, test = random_split(ds, cfg.val_fraction, cfg.test_fraction, seed)
     else:
         train, test = stratified_split(ds, cfg.test_fraction, seed)
-    if cfg.label_budget_k is not None or cfg.label_budget_fraction is not None:
+    if cfg.label_budget_balanced:
+        train = label_budget(train, balanced_budget_k(train, cfg.label_budget_fraction), None, seed)
+    elif cfg.label_budget_k is not None or cfg.label_budget_fraction is not None:
         train = label_budget(train, cfg.label_budget_k, cfg.label_budget_fraction, seed)
     if len(train) == 0 or len(test) == 0:
         raise DataError(

@@ -9,7 +9,7 @@ from typing import Any
 from fedhar.data.loaders import FORMATS
 from fedhar.exceptions import ConfigError
 
-SPLITS = ("official", "subject", "stratified")
+SPLITS = ("official", "subject", "stratified", "random")
 NAN_POLICIES = ("error", "drop")
 
 
@@ -32,11 +32,15 @@ class DataConfig:
     )
     split: str = field(
         default="official",
-        metadata={"help": "Train/test split: official (published partition), subject (disjoint subjects) "
-                          "or stratified (random windows, class proportions kept)."},
+        metadata={"help": "Train/test split: official (published partition), subject (disjoint subjects), "
+                          "stratified (random windows, class proportions kept) or random (LIMU-BERT's protocol: "
+                          "shuffled windows, int(N*train) / int(N*val) / the rest for test)."},
     )
     test_fraction: float = field(
         default=0.3, metadata={"help": "Share of subjects (subject split) or windows (stratified) for testing."}
+    )
+    val_fraction: float = field(
+        default=0.0, metadata={"help": "random split: share of windows set aside for validation (not trained on, not tested)."}
     )
     test_subjects: list[int] | None = field(
         default=None, metadata={"help": "Explicit test subjects for the subject split (overrides test_fraction)."}
@@ -54,6 +58,10 @@ class DataConfig:
     )
     label_budget_fraction: float | None = field(
         default=None, metadata={"help": "Share of training windows kept labelled, stratified by class."}
+    )
+    label_budget_balanced: bool = field(
+        default=False, metadata={"help": "With label_budget_fraction: the same number of windows per class, "
+                                         "int(train windows * fraction / classes) (LIMU-BERT's balanced label rate)."}
     )
     canonical_labels: bool = field(
         default=False, metadata={"help": "Rename classes to the canonical activity vocabulary."}
@@ -99,6 +107,13 @@ class DataConfig:
             raise ConfigError("Set only one of `data.label_budget_k` and `data.label_budget_fraction`.")
         if self.label_budget_fraction is not None and not 0.0 < self.label_budget_fraction <= 1.0:
             raise ConfigError(f"`data.label_budget_fraction` must be in (0, 1]; got {self.label_budget_fraction}.")
+        if not 0.0 <= self.val_fraction < 1.0 or self.val_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(f"`data.val_fraction` must be in [0, 1) and leave training windows beside "
+                              f"`data.test_fraction` ({self.test_fraction}); got {self.val_fraction}.")
+        if self.val_fraction and self.split != "random":
+            raise ConfigError(f"`data.val_fraction` is used by `data.split: random` only; got split {self.split!r}.")
+        if self.label_budget_balanced and self.label_budget_fraction is None:
+            raise ConfigError("`data.label_budget_balanced` needs `data.label_budget_fraction`.")
         if self.nan_policy not in NAN_POLICIES:
             raise ConfigError(f"`data.nan_policy` must be one of {', '.join(NAN_POLICIES)}; got {self.nan_policy!r}.")
         if not isinstance(self.options, dict):

@@ -79,6 +79,32 @@ def stratified_split(ds: WindowDataset, test_fraction: float, seed: int = 0) -> 
     return ds.subset(np.sort(train)), ds.subset(np.sort(test))
 
 
+def random_split(ds: WindowDataset, val_fraction: float, test_fraction: float,
+                 seed: int = 0) -> tuple[WindowDataset, WindowDataset, WindowDataset]:
+    """LIMU-BERT's partition: shuffle the windows, then the first ``int(N * train)`` train, the next
+    ``int(N * val)`` validation and the rest test (``train = 1 - val - test``).
+
+    With N = 2088 and 80/10/10 this gives 1670 / 208 / 210 windows, as LIMU-BERT's
+    ``partition_and_reshape`` does. The shuffle is seeded (numpy's ``default_rng(seed)``), so the
+    split is fixed for a seed, though not the same permutation as LIMU-BERT's global-seed shuffle.
+    """
+    if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+        raise DataError(f"random_split: need val_fraction + test_fraction < 1; got {val_fraction} + {test_fraction}.")
+    n = len(ds)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_train = int(n * round(1.0 - val_fraction - test_fraction, 10))
+    n_val = int(n * val_fraction)
+    return (ds.subset(np.sort(perm[:n_train])), ds.subset(np.sort(perm[n_train:n_train + n_val])),
+            ds.subset(np.sort(perm[n_train + n_val:])))
+
+
+def balanced_budget_k(ds: WindowDataset, fraction: float) -> int:
+    """LIMU-BERT's balanced label rate: ``min(smallest class, int(N * fraction / classes))``, at least 1."""
+    counts = ds.class_counts()
+    present = counts[counts > 0]
+    return max(1, min(int(present.min()), int(len(ds) * fraction / len(present))))
+
+
 def label_budget(
     ds: WindowDataset, k_per_class: int | None = None, fraction: float | None = None, seed: int = 0
 ) -> WindowDataset:

@@ -1,5 +1,6 @@
-"""Sequence backbones between frontend and head: frozen HF LLM (+ LoRA), none, or a small
-from-scratch Transformer. All map ``[B, L, d] -> [B, L, d]``.
+"""Sequence backbones between frontend and head: frozen HF LLM (+ LoRA), a pretrained masked
+autoencoder's encoder (+ LoRA), none, or a small from-scratch Transformer. All map
+``[B, L, d] -> [B, L, d]``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import logging
 import warnings
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -87,6 +89,10 @@ class HFBackbone(Backbone):
             p.requires_grad_(cfg.full_finetune)
         base.get_input_embeddings().weight.requires_grad_(False)  # fed inputs_embeds: never used
         self.model_type = getattr(base.config, "model_type", "unknown")
+        if cfg.quantize:
+            from fedhar.models.quantize import quantize_linears
+
+            self.quantized_layers = quantize_linears(base, cfg.quantize)
         if cfg.lora.enabled:
             from peft import LoraConfig, get_peft_model
 
@@ -119,6 +125,70 @@ class HFBackbone(Backbone):
         if not hasattr(self.model, "save_pretrained") or not hasattr(self.model, "peft_config"):
             raise ModelError("This backbone has no LoRA adapter to save (`model.backbone.lora.enabled` is false).")
         self.model.save_pretrained(folder)
+
+
+class MAEBackbone(Backbone):
+    """The encoder of a pretrained masked autoencoder (``fedhar pretrain``), frozen and adapted with
+    LoRA on ``q, k, v, o, fc1, fc2``, or fully fine-tuned. Its patch embedding is the frontend
+    (:meth:`make_frontend`), so windows are cut into patches exactly as in pretraining."""
+
+    def __init__(self, folder: str, cfg: BackboneConfig, seed: int = 0) -> None:
+        super().__init__()
+        from fedhar.models.mae import LORA_TARGETS, MaskedAutoencoder, load_mae
+
+        mae = load_mae(folder)
+        meta = mae.meta
+        # The inputs the encoder was pretrained on were standardised with these statistics.
+        self.norm_stats = (np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)) if "mean" in meta else None
+        if not cfg.pretrained:  # same architecture, random weights: the ablation
+            torch.manual_seed(seed)
+            mae = MaskedAutoencoder(mae.cfg, mae.channels, mae.window)
+        self.folder, self.channels, self.window = folder, mae.channels, mae.window
+        self.mae_cfg = mae.cfg
+        self.hidden_size = mae.cfg.width
+        self._embed_state = {k: v.clone() for k, v in mae.embed.state_dict().items()}
+        self.encoder = mae.encoder
+        if cfg.layers is not None and cfg.layers < len(self.encoder.blocks):
+            del self.encoder.blocks[cfg.layers:]
+        for p in self.encoder.parameters():
+            p.requires_grad_(cfg.full_finetune)
+        self.full_finetune = cfg.full_finetune
+        self.encoder.eval()
+        if cfg.quantize:
+            from fedhar.models.quantize import quantize_linears
+
+            self.quantized_layers = quantize_linears(self.encoder, cfg.quantize)
+        if cfg.lora.enabled:
+            from peft import LoraConfig, inject_adapter_in_model
+
+            lora_cfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                  target_modules=cfg.lora.target_modules or LORA_TARGETS)
+            try:
+                inject_adapter_in_model(lora_cfg, self.encoder)
+            except ValueError as exc:
+                raise ModelError(f"LoRA could not be attached to the MAE encoder: {exc}. Its modules are "
+                                 f"{', '.join(LORA_TARGETS)}.") from None
+
+    @property
+    def targeted_modules(self) -> list[str]:
+        return sorted({n.rsplit(".lora_", 1)[0] for n, _ in self.encoder.named_parameters() if ".lora_" in n})
+
+    def make_frontend(self, channels, window_length: int) -> nn.Module:
+        """The pretrained patch embedding, for data shaped as in pretraining."""
+        from fedhar.models.mae import PatchEmbed
+
+        if tuple(channels) != tuple(self.channels) or int(window_length) != self.window:
+            raise ModelError(
+                f"the MAE backbone `{self.folder}` was pretrained on channels {', '.join(self.channels)} and windows of "
+                f"{self.window} samples; the data has {', '.join(channels)} and {window_length}. Use `data.channels`, "
+                "`data.rate_hz` and `data.window` to match, or pretrain on this data."
+            )
+        embed = PatchEmbed(len(self.channels), self.window, self.mae_cfg.patch, self.mae_cfg.width)
+        embed.load_state_dict(self._embed_state)
+        return embed
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.encoder(tokens)
 
 
 def _truncate(model: nn.Module, layers: int | None) -> None:
@@ -171,6 +241,10 @@ def load_base(cfg: BackboneConfig, seed: int = 0) -> nn.Module:
 
 
 def build_backbone(cfg: BackboneConfig, seed: int = 0) -> Backbone:
+    from fedhar.models.mae import is_mae_checkpoint
+
     if cfg.name in BACKBONES:
         return BACKBONES.get(cfg.name)(cfg, seed)
+    if is_mae_checkpoint(cfg.name):
+        return MAEBackbone(cfg.name, cfg, seed)
     return HFBackbone(load_base(cfg, seed), cfg)

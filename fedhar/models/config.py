@@ -58,11 +58,12 @@ class LoraSettings:
 class BackboneConfig:
     """Which sequence model sits between frontend and head."""
 
-    name: str = field(default="smollm2-135m", metadata={"help": "smollm2-135m (embedded), tiny-llama (random, tests), none, transformer, classical, or any HF model id / local folder."})
+    name: str = field(default="smollm2-135m", metadata={"help": "smollm2-135m (embedded), tiny-llama (random, tests), none, transformer, classical, a folder written by `fedhar pretrain` (MAE), or any HF model id / local folder."})
     layers: int | None = field(default=8, metadata={"help": "Keep only the first N decoder blocks (null: all)."})
     pretrained: bool = field(default=True, metadata={"help": "false: same architecture with random weights (ablation)."})
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings."})
     full_finetune: bool = field(default=False, metadata={"help": "Train every weight of an LLM backbone (no LoRA): the full fine-tuning comparison."})
+    quantize: int | None = field(default=None, metadata={"help": "QLoRA: store the frozen backbone's linear layers in 4 bit (NF4) or 8 bit (int8) with bitsandbytes; null: fp32."})
     d_model: int = field(default=128, metadata={"help": "Width of the from-scratch `transformer` baseline."})
     heads: int = field(default=4, metadata={"help": "Attention heads of the `transformer` baseline."})
     trees: int = field(default=300, metadata={"help": "Trees of the `classical` random forest."})
@@ -72,6 +73,11 @@ class BackboneConfig:
             raise ConfigError(f"`model.backbone.layers` must be positive or null; got {self.layers}.")
         if not self.name:
             raise ConfigError("`model.backbone.name` must not be empty.")
+        if self.quantize is not None and self.quantize not in (4, 8):
+            raise ConfigError(f"`model.backbone.quantize` must be 4, 8 or null; got {self.quantize}.")
+        if self.quantize is not None and self.full_finetune:
+            raise ConfigError("`model.backbone.quantize` freezes the backbone in low precision; it cannot be combined "
+                              "with `model.backbone.full_finetune`.")
         if self.full_finetune and self.lora.enabled:
             # Full fine-tuning trains the weights LoRA would adapt; both at once is never what is meant.
             self.lora.enabled = False

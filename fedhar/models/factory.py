@@ -25,6 +25,9 @@ def build_model(
     torch.manual_seed(seed)
     backbone = build_backbone(cfg.backbone, seed)
     torch.manual_seed(seed)
-    frontend = build_frontend(cfg.frontend, channels, window_length, backbone.hidden_size, backbone.embedding_norm)
+    if hasattr(backbone, "make_frontend"):  # an MAE brings its own pretrained patch embedding
+        frontend = backbone.make_frontend(channels, window_length)
+    else:
+        frontend = build_frontend(cfg.frontend, channels, window_length, backbone.hidden_size, backbone.embedding_norm)
     head = PoolingHead(backbone.hidden_size, len(classes), cfg.head)
     return HARModel(Normalizer(len(channels)), frontend, backbone, head, cfg.backbone.name, tuple(channels), tuple(classes))

@@ -154,3 +154,26 @@ def gain_distribution_png(path: Path, gains: Mapping[str, Sequence[float]], titl
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def sweep_png(path: Path, rows: Sequence[Mapping], xlabel: str, log_x: bool = False, title: str = "") -> None:
+    """Macro-F1, trainable parameters and training seconds against the swept value, per model."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        xs = [float(r["value"]) for r in mine]
+        for ax, key in zip(axes, ("macro_f1", "trainable_params", "train_seconds")):
+            ax.plot(xs, [r[key] for r in mine], marker="o", label=variant)
+    for ax, name in zip(axes, ("macro-F1", "trainable parameters", "training seconds")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(name)
+        if log_x:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

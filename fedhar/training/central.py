@@ -23,9 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def build_for_data(cfg: ExperimentConfig, train: WindowDataset) -> HARModel:
-    """A model shaped for ``train``'s channels/classes, its normaliser fitted on ``train`` only."""
+    """A model shaped for ``train``'s channels/classes, its normaliser fitted on ``train`` only
+    (or, for an MAE backbone, the statistics its encoder was pretrained with)."""
     model = build_model(cfg.model, train.channels, train.window_length, train.classes, cfg.seed)
-    model.normalizer.set_stats(*fit_channel_stats(train))
+    pretrained_stats = getattr(model.backbone, "norm_stats", None)  # an MAE keeps its pretraining statistics
+    model.normalizer.set_stats(*(pretrained_stats if pretrained_stats is not None else fit_channel_stats(train)))
     return model
 
 
@@ -35,6 +37,10 @@ def model_info(model: HARModel | ClassicalModel) -> dict:
     info["update_bytes"] = model.state_bytes() if isinstance(model, HARModel) else 0
     if isinstance(model, HARModel) and getattr(model.backbone, "targeted_modules", None):
         info["lora_targets"] = len(model.backbone.targeted_modules)
+    if isinstance(model, HARModel):
+        from fedhar.models.quantize import frozen_bytes
+
+        info["frozen_backbone_bytes"] = frozen_bytes(model.backbone)
     return info
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,22 @@ def test_describe_real(data_dir):
     text = describe("uci_har", root=str(data_dir))
     assert "windows: 10299" in text and "official split: 7352 train / 2947 test" in text
     assert "body_gyro_x [rad/s]" in text and "LAYING" in text
+
+
+def test_limu_protocol_split_sizes_are_exact(data_dir):
+    """LIMU-BERT's 80/10/10 on its 2,088 UCI windows: 1670 / 208 / 210, and the balanced 1%
+    budget is int(1670 * 0.01 / 6) = 2 windows per class, the same for the same seed."""
+    from fedhar.config import load_config
+    from fedhar.data.build import load_source
+    from fedhar.data.splits import random_split
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "limu_uci.yaml")
+    cfg.data.root = str(data_dir)
+    ds = load_source(cfg.data, cfg.seed)
+    train, val, test = random_split(ds, 0.1, 0.1, seed=cfg.seed)
+    assert (len(ds), len(train), len(val), len(test)) == (2088, 1670, 208, 210)
+    assert not {w.tobytes() for w in train.X} & {w.tobytes() for w in test.X}
+    labelled, test2 = load_splits(cfg.data, cfg.seed)
+    assert np.bincount(labelled.y, minlength=6).tolist() == [2] * 6 and len(test2) == 210
+    again, _ = load_splits(cfg.data, cfg.seed)
+    assert np.array_equal(labelled.X, again.X)
