@@ -8,6 +8,9 @@ held-out dataset zero-shot and after adapting the head, or head + LoRA + fronten
 10 windows per class and 1%, 10%, 100% of its training windows. A random forest runs beside
 them. Writes config.yaml, results.json, metrics.csv, report.md and f1_vs_budget.png;
 ``--resume`` keeps every finished (held-out dataset, variant).
+
+With ``lodo.protocol: mae`` (configs/mae_lodo.yaml) each fold instead pretrains a masked
+autoencoder on the other datasets' unlabelled windows and fine-tunes it on the held-out one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from fedhar.reporting.study import study_main
 
 
 def runner(cfg):
+    if cfg.lodo.protocol == "mae":
+        from fedhar.transfer.mae_lodo import run_mae_lodo
+
+        return lambda c, out, resume: run_mae_lodo(c, out, resume=resume)
     from fedhar.transfer.lodo import run_lodo
 
     return lambda c, out, resume: run_lodo(c, out, resume=resume)

@@ -65,6 +65,7 @@ class DatasetSpec:
 class LodoConfig:
     """Leave-one-dataset-out: train federated on the others, adapt and test on the held-out one."""
 
+    protocol: str = field(default="federated", metadata={"help": "federated: federated rounds on the others, then zero-/few-shot on the held-out one; mae: pretrain an MAE on the others' unlabelled windows, then fine-tune on the held-out one's labelled budget."})
     datasets: list[Any] = field(default_factory=lambda: ["uci_har", "wisdm", "hhar"], metadata={"help": "Datasets: names of known sources, or {name, source, format, options, split, test_fraction}."})
     held_out: list[str] | None = field(default=None, metadata={"help": "Datasets to hold out in turn (default: each)."})
     rate_hz: float = field(default=20.0, metadata={"help": "Common sampling rate (Hz)."})
@@ -83,6 +84,8 @@ class LodoConfig:
     def __post_init__(self) -> None:
         from fedhar.transfer.budget import parse_budget
 
+        if self.protocol not in ("federated", "mae"):
+            raise ConfigError(f"`lodo.protocol` must be `federated` or `mae`; got {self.protocol!r}.")
         specs = []
         for i, d in enumerate(self.datasets):
             if isinstance(d, str):

@@ -31,7 +31,7 @@ from fedhar.data.pool import PreparedDataset, load_prepared, pool, save_npz
 from fedhar.data.vocab import with_label_mask
 from fedhar.exceptions import ConfigError
 from fedhar.models import ClassicalModel
-from fedhar.reporting import prepare_run_dir, write_config, write_json, write_metrics_csv
+from fedhar.reporting import prepare_run_dir, write_config
 from fedhar.training.loop import apply_label_mask, evaluate
 from fedhar.training.metrics import classification_metrics
 from fedhar.transfer.adapt import adapt
@@ -164,25 +164,12 @@ def _resume(cfg: ExperimentConfig, run_dir: Path) -> dict:
 def run_lodo(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
     """The whole leave-one-dataset-out study; writes config.yaml, results.json, metrics.csv,
     report.md and f1_vs_budget.png, updating them after every finished (held-out, variant)."""
-    from fedhar.transfer.report import write_lodo_outputs
-
     lcfg = cfg.lodo
     if cfg.federated.partition not in ("dataset", "dataset_subject"):
         raise ConfigError(f"leave-one-dataset-out needs `federated.partition: dataset` or `dataset_subject`; "
                           f"got {cfg.federated.partition!r}.")
-    run_dir = prepare_run_dir(out, cfg.name)
-    results = _resume(cfg, run_dir) if resume else {}
-    write_config(run_dir, config_to_dict(cfg))
     t_start = time.perf_counter()
-    prepared = load_prepared(lcfg.datasets, rate_hz=lcfg.rate_hz, window=lcfg.window, sensors=lcfg.sensors,
-                             max_windows=lcfg.max_windows, seed=cfg.seed, root=cfg.data.root)
-    results.setdefault("kind", "lodo")
-    results.update(name=cfg.name, seed=cfg.seed, datasets={
-        n: {"train": len(p.train), "test": len(p.test), "sensors": list(p.sensors), "classes": p.classes}
-        for n, p in prepared.items()})
-    results.setdefault("rows", [])
-    results.setdefault("finished", [])
-    results.setdefault("seconds", 0.0)
+    run_dir, results, prepared = start_study(cfg, out, resume)
     seconds_before = results["seconds"]
     budgets_spec = [parse_budget(b) for b in lcfg.budgets]
     variants = variant_configs(cfg, lcfg.variants, lcfg.main_label)
@@ -207,12 +194,40 @@ def run_lodo(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool 
                 rows = classical_fold(cfg, held, sources, target, shared, budgets)
             else:
                 rows = neural_fold(cfg, label, vcfg, held, target, shared, budgets, pool_path, fold_dir)
-            results["rows"] += rows
-            results["finished"].append([held, label])
-            results["seconds"] = seconds_before + time.perf_counter() - t_start
-            write_lodo_outputs(run_dir, results)
-    results["complete"] = True
-    results["seconds"] = seconds_before + time.perf_counter() - t_start
+            record(run_dir, results, held, label, rows, seconds_before + time.perf_counter() - t_start)
+    return complete(run_dir, results, seconds_before + time.perf_counter() - t_start)
+
+
+def start_study(cfg: ExperimentConfig, out, resume: bool) -> tuple[Path, dict, dict[str, PreparedDataset]]:
+    """The run folder, the results so far (``resume``) and every dataset on the common footing."""
+    lcfg = cfg.lodo
+    run_dir = prepare_run_dir(out, cfg.name)
+    results = _resume(cfg, run_dir) if resume else {}
+    write_config(run_dir, config_to_dict(cfg))
+    prepared = load_prepared(lcfg.datasets, rate_hz=lcfg.rate_hz, window=lcfg.window, sensors=lcfg.sensors,
+                             max_windows=lcfg.max_windows, seed=cfg.seed, root=cfg.data.root)
+    results.update(kind="lodo", protocol=lcfg.protocol, name=cfg.name, seed=cfg.seed, datasets={
+        n: {"train": len(p.train), "test": len(p.test), "sensors": list(p.sensors), "classes": p.classes}
+        for n, p in prepared.items()})
+    for key, empty in (("rows", []), ("finished", []), ("seconds", 0.0)):
+        results.setdefault(key, empty)
+    return run_dir, results, prepared
+
+
+def record(run_dir: Path, results: dict, held: str, label: str, rows: list[dict], seconds: float) -> None:
+    """Add a finished (held-out dataset, variant) and rewrite the outputs, so a resume skips it."""
+    from fedhar.transfer.report import write_lodo_outputs
+
+    results["rows"] += rows
+    results["finished"].append([held, label])
+    results["seconds"] = seconds
+    write_lodo_outputs(run_dir, results)
+
+
+def complete(run_dir: Path, results: dict, seconds: float) -> dict:
+    from fedhar.transfer.report import write_lodo_outputs
+
+    results.update(complete=True, seconds=seconds)
     write_lodo_outputs(run_dir, results)
     results["run_dir"] = str(run_dir)
     return results

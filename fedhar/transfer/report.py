@@ -29,7 +29,16 @@ def lodo_markdown(results: dict) -> str:
     for name, info in results.get("datasets", {}).items():
         lines.append(f"- **{name}**: {info['train']} train / {info['test']} test windows; sensors "
                      f"{'+'.join(info['sensors'])}; classes {', '.join(info['classes'])}")
-    lines += ["", "Cells: macro-F1 / accuracy on the held-out dataset's test side. *zero-shot*: no target labels, "
+    if results.get("protocol") == "mae":
+        lines += ["", "Cells: macro-F1 / accuracy on the held-out dataset's test side, after fine-tuning on the labelled "
+                  "share of its training windows (the same windows for every model). The MAE of each fold was pretrained "
+                  "on the other datasets' unlabelled training windows:"]
+        lines += [f"- held out {h}: {f['pretrain']['windows']} windows of {', '.join(f['sources'])}, "
+                  f"{f['pretrain']['seconds']:.0f} s, masked-patch test MSE {f['pretrain']['test_loss']:.3f}"
+                  for h, f in results.get("folds", {}).items() if "pretrain" in f]
+        lines.append("")
+    else:
+        lines += ["", "Cells: macro-F1 / accuracy on the held-out dataset's test side. *zero-shot*: no target labels, "
               "scored on the classes shared with the training datasets. *head*: only the head adapts; *full*: head + "
               "LoRA + frontend (all weights of a from-scratch backbone). The random forest is refitted on the target "
               "budget alone (*target*) or with the source datasets (*source+target*). Best per column in bold.", ""]
@@ -38,7 +47,10 @@ def lodo_markdown(results: dict) -> str:
         budgets = list(dict.fromkeys(r["budget"] for r in mine))
         fold = results.get("folds", {}).get(held, {})
         lines.append(f"## Held out: {held}")
-        if fold:
+        if fold and results.get("protocol") == "mae":
+            lines.append(f"MAE pretrained on {', '.join(fold['sources'])}. Labelled windows per budget: "
+                         + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
+        elif fold:
             lines.append(f"Trained federated on {', '.join(fold['sources'])}; shared classes for zero-shot: "
                          f"{', '.join(fold['shared_classes'])}. Labelled windows per budget: "
                          + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
@@ -51,8 +63,9 @@ def lodo_markdown(results: dict) -> str:
             vals = [r["macro_f1"] for r in mine if r["budget"] == b]
             best[b] = max(vals) if vals else None
         cols = [b for b in budgets if b != "zero-shot"]
-        lines.append("| model | adapts | zero-shot | " + " | ".join(cols) + " |")
-        lines.append("|---|---|" + "---|" * (len(cols) + 1))
+        has_zero = bool(zero)
+        lines.append("| model | adapts | " + ("zero-shot | " if has_zero else "") + " | ".join(cols) + " |")
+        lines.append("|---|---|" + "---|" * (len(cols) + has_zero))
 
         def cell(r: dict | None, b: str) -> str:
             if r is None:
@@ -62,7 +75,7 @@ def lodo_markdown(results: dict) -> str:
 
         for variant, mode in keys:
             z = zero.get(variant)
-            lines.append(f"| {variant} | {mode} | {cell(z, 'zero-shot')} | "
+            lines.append(f"| {variant} | {mode} | " + (f"{cell(z, 'zero-shot')} | " if has_zero else "")
                          + " | ".join(cell(cells.get((variant, mode, b)), b) for b in cols) + " |")
         lines.append("")
         lines.append("Best per budget: " + "; ".join(
@@ -98,9 +111,13 @@ def _mean_table(rows: list[dict], helds: list[str]) -> list[str]:
         table[(variant, mode)] = [mean([zero.get((h, variant)) for h in helds])] + [
             mean([f1.get((h, variant, mode, b)) for h in helds]) for b in budgets if b != "zero-shot"]
     cols = [b for b in budgets if b != "zero-shot"]
-    best = [max((v[i] for v in table.values() if v[i] is not None), default=None) for i in range(len(cols) + 1)]
+    if not zero:  # no zero-shot evaluation in this protocol
+        table = {k: v[1:] for k, v in table.items()}
+    else:
+        cols = ["zero-shot"] + cols
+    best = [max((v[i] for v in table.values() if v[i] is not None), default=None) for i in range(len(cols))]
     lines = [f"## Mean macro-F1 over the held-out datasets ({', '.join(helds)})", "",
-             "| model | adapts | zero-shot | " + " | ".join(cols) + " |", "|---|---|" + "---|" * (len(cols) + 1)]
+             "| model | adapts | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for (variant, mode), vals in table.items():
         cells = ["" if v is None else (f"**{v:.3f}**" if np.isclose(v, best[i]) else f"{v:.3f}") for i, v in enumerate(vals)]
         lines.append(f"| {variant} | {mode} | " + " | ".join(cells) + " |")

@@ -116,3 +116,21 @@ def test_lodo_needs_dataset_clients(tmp_path):
     cfg = load_config(REPO / "configs" / "lodo_tiny.yaml", ["federated.partition=subject"])
     with pytest.raises(ConfigError, match="federated.partition"):
         run_lodo(cfg, tmp_path / "x")
+
+
+def test_tiny_mae_lodo_pretrains_per_fold_and_fine_tunes(tmp_path, real_data, monkeypatch):
+    from fedhar.transfer.mae_lodo import run_mae_lodo
+
+    monkeypatch.setenv("FEDHAR_DATA_DIR", str(real_data))
+    cfg = load_config(REPO / "configs" / "mae_lodo.yaml", [
+        "lodo.held_out=[hhar]", "lodo.max_windows=150", "lodo.budgets=[30%]", "lodo.trees=10", "train.epochs=1",
+        "pretrain.epochs=1", "pretrain.mae.depth=1", "pretrain.mae.width=32", "pretrain.mae.decoder_width=16",
+        "lodo.variants=[{label: from-scratch Transformer, backbone: {name: transformer, layers: 1, d_model: 32}}]"])
+    results = run_mae_lodo(cfg, tmp_path / "mae_lodo")
+    fold = results["folds"]["hhar"]
+    assert fold["sources"] == ["uci_har", "wisdm"] and fold["pretrain"]["windows"] > 0
+    assert (tmp_path / "mae_lodo" / "folds" / "hhar" / "mae" / "mae.safetensors").exists()
+    rows = {(r["variant"], r["mode"]): r for r in results["rows"]}
+    assert set(rows) == {("pretrained MAE + LoRA", "lora"), ("from-scratch Transformer", "full"), ("classical RF", "target")}
+    assert all(r["labelled_windows"] == fold["budget_windows"]["30%"] for r in rows.values())
+    assert "MAE pretrained on uci_har, wisdm" in (tmp_path / "mae_lodo" / "report.md").read_text()
