@@ -14,10 +14,12 @@ import yaml
 
 from fedhar.continual.config import ContinualConfig
 from fedhar.data.config import DataConfig
+from fedhar.distill.config import DistillStudyConfig
 from fedhar.exceptions import ConfigError
 from fedhar.federated.config import FederatedConfig
 from fedhar.models.config import ModelConfig
 from fedhar.schema import from_mapping, to_mapping
+from fedhar.text.config import SmartHomeConfig
 from fedhar.training.config import TrainConfig
 from fedhar.training.pretrain import PretrainConfig
 from fedhar.training.sweep import SweepConfig
@@ -37,6 +39,8 @@ class ExperimentConfig:
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    smarthome: SmartHomeConfig = field(default_factory=SmartHomeConfig)
+    distill: DistillStudyConfig = field(default_factory=DistillStudyConfig)
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, where: str) -> None:

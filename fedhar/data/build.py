@@ -12,7 +12,7 @@ import numpy as np
 from fedhar.data.config import DataConfig
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.loaders import detect_format, load, loader_options
-from fedhar.data.splits import (balanced_budget_k, label_budget, official_split, random_split, stratified_split,
+from fedhar.data.splits import (balanced_budget_k, chronological_split, label_budget, official_split, random_split, stratified_split,
                                 subject_split)
 from fedhar.data.vocab import to_canonical
 from fedhar.exceptions import ConfigError, DataError
@@ -26,6 +26,7 @@ KNOWN_SOURCES: dict[str, tuple[str, ...]] = {
     "wisdm": ("wisdm.npz", "WISDM_ar_v1.1_raw.txt", "WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt"),
     "hhar": ("hhar_sa_part.npz",),
     "limu_uci": ("limu_uci",),
+    "smarthome": ("smarthome",),
 }
 """Known source names -> candidate files/folders inside the data root, first found wins."""
 _STREAM_OPTIONS = {"hapt": ("window", "step", "rate_hz"), "wisdm_raw": ("window", "step", "rate_hz"),
@@ -129,6 +130,8 @@ def load_splits(cfg: DataConfig, seed: int = 0) -> tuple[WindowDataset, WindowDa
         train, test = official_split(ds)
     elif cfg.split == "subject":
         train, test = subject_split(ds, cfg.test_fraction, cfg.test_subjects, seed)
+    elif cfg.split == "chronological":
+        train, test = chronological_split(ds, cfg.test_fraction)
     elif cfg.split == "random":
         train, _val, test = random_split(ds, cfg.val_fraction, cfg.test_fraction, seed)
     else:

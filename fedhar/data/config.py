@@ -9,7 +9,7 @@ from typing import Any
 from fedhar.data.loaders import FORMATS
 from fedhar.exceptions import ConfigError
 
-SPLITS = ("official", "subject", "stratified", "random")
+SPLITS = ("official", "subject", "stratified", "random", "chronological")
 NAN_POLICIES = ("error", "drop")
 
 
@@ -34,7 +34,8 @@ class DataConfig:
         default="official",
         metadata={"help": "Train/test split: official (published partition), subject (disjoint subjects), "
                           "stratified (random windows, class proportions kept) or random (LIMU-BERT's protocol: "
-                          "shuffled windows, int(N*train) / int(N*val) / the rest for test)."},
+                          "shuffled windows, int(N*train) / int(N*val) / the rest for test) or chronological (event data: "
+                          "per subject or home, its last days are test days)."},
     )
     test_fraction: float = field(
         default=0.3, metadata={"help": "Share of subjects (subject split) or windows (stratified) for testing."}

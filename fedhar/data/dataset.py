@@ -1,6 +1,7 @@
 """The one windowed-dataset type every loader returns and every model consumes.
 
-Data contract: ``X`` is float32 ``(N, C, T)`` (channels first), ``y`` int64 class indices into
+Data contract: ``X`` is float32 ``(N, C, T)`` (channels first), or for text windows int64 token
+ids ``(N, 1, L)`` with ``-1`` as padding and the single channel ``token`` (:mod:`fedhar.text`); ``y`` int64 class indices into
 ``classes``, ``subject`` int64 per window. ``device`` and ``placement`` are optional per-window
 string arrays. Channel names follow ``<sensor>_<axis>`` (``acc_x``, ``gyro_z``, ``body_acc_y``),
 so the sensor of a channel is everything before the last underscore.
@@ -51,7 +52,9 @@ class WindowDataset:
         where = f"dataset `{self.name}`"
         if self.X.ndim != 3:
             raise DataError(f"{where}: windows `X` must have rank 3 (N, C, T); got shape {self.X.shape}.")
-        if self.X.dtype != np.float32:
+        if np.issubdtype(self.X.dtype, np.integer):
+            self.X = self.X.astype(np.int64)  # token ids of text windows (see fedhar.text), -1 = padding
+        elif self.X.dtype != np.float32:
             self.X = self.X.astype(np.float32)
         n, c, _ = self.X.shape
         for key in ("y", "subject"):

@@ -166,3 +166,36 @@ def apply_channel_stats(ds: WindowDataset, mean: np.ndarray, std: np.ndarray) ->
         raise DataError(f"channel stats have shapes {np.shape(mean)}/{np.shape(std)}; expected ({ds.num_channels},).")
     X = (ds.X - np.asarray(mean, np.float32)[None, :, None]) / np.asarray(std, np.float32)[None, :, None]
     return ds.replace(X=X.astype(np.float32))
+
+
+def chronological_rows(day: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the first days (train) and of the last ``ceil(test_fraction * days)`` days (test).
+
+    Splitting by calendar day keeps every test window after every training window, so a model
+    is never tested on days before those it trained on.
+    """
+    day = np.asarray(day).astype(np.int64)
+    days = np.unique(day)
+    if len(days) < 2:
+        raise DataError(f"a chronological split needs at least 2 days; the data covers {len(days)}.")
+    n_test = min(len(days) - 1, max(1, int(np.ceil(test_fraction * len(days)))))
+    first_test = days[len(days) - n_test]
+    return np.flatnonzero(day < first_test), np.flatnonzero(day >= first_test)
+
+
+def chronological_split(ds: WindowDataset, test_fraction: float) -> tuple[WindowDataset, WindowDataset]:
+    """Per subject (a home, for event data): its last days are test days (``extras["day"]``)."""
+    if "day" not in ds.extras:
+        raise DataError(f"`data.split: chronological` needs a `day` column; dataset `{ds.name}` has none "
+                        "(the smarthome format writes one).")
+    day = np.asarray(ds.extras["day"]).astype(np.int64)
+    train_rows, test_rows = [], []
+    for s in np.unique(ds.subject):
+        rows = np.flatnonzero(ds.subject == s)
+        try:
+            tr, te = chronological_rows(day[rows], test_fraction)
+        except DataError as exc:
+            raise DataError(f"dataset `{ds.name}`, subject {int(s)}: {exc.reason}") from None
+        train_rows.append(rows[tr])
+        test_rows.append(rows[te])
+    return ds.subset(np.sort(np.concatenate(train_rows))), ds.subset(np.sort(np.concatenate(test_rows)))

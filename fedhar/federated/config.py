@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fedhar.data.config import DataConfig
 from fedhar.exceptions import ConfigError
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm")
@@ -41,6 +42,39 @@ class FaultConfig:
 
 
 @dataclass
+class ServerDistillConfig:
+    """FedDF-style server-side distillation (Lin et al., NeurIPS 2020), run after each round's aggregation.
+
+    The server holds an unlabelled public set of windows. After the strategy aggregates the
+    clients' updates, the global model is trained on the public set to match soft targets: the
+    logits of a teacher the server holds (``source: teacher``), or the average logits of the
+    round's client models (``source: ensemble``). No client data leaves the clients; the public
+    windows never go to them.
+    """
+
+    enabled: bool = field(default=False, metadata={"help": "Distil into the global model after every round."})
+    source: str = field(default="ensemble", metadata={"help": "ensemble (mean logits of this round's client models) or teacher (a trained model the server holds)."})
+    teacher: str | None = field(default=None, metadata={"help": "source teacher: a `fedhar train` run folder (config.yaml + model/) or a folder with both."})
+    public: DataConfig | None = field(default=None, metadata={"help": "The public set: a `data:` section (source, format, options...); its training split is used and its labels never are."})
+    max_public: int | None = field(default=2000, metadata={"help": "Cap on public windows (seeded subsample)."})
+    temperature: float = field(default=2.0, metadata={"help": "Softening temperature."})
+    epochs: int = field(default=2, metadata={"help": "Server epochs over the public set per round."})
+    lr: float = field(default=5e-4, metadata={"help": "Server learning rate for distillation."})
+    batch_size: int = field(default=32, metadata={"help": "Server distillation batch size."})
+
+    def __post_init__(self) -> None:
+        if self.source not in ("ensemble", "teacher"):
+            raise ConfigError(f"`federated.distill.source` must be ensemble or teacher; got {self.source!r}.")
+        if self.enabled and not self.public:
+            raise ConfigError("`federated.distill.enabled` needs `federated.distill.public`: a data section of unlabelled public windows.")
+        if self.enabled and self.source == "teacher" and not self.teacher:
+            raise ConfigError("`federated.distill.source: teacher` needs `federated.distill.teacher` (a trained run folder).")
+        for key in ("temperature", "epochs", "lr", "batch_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"`federated.distill.{key}` must be positive; got {getattr(self, key)}.")
+
+
+@dataclass
 class FederatedConfig:
     rounds: int = field(default=5, metadata={"help": "Server rounds."})
     partition: str = field(default="subject", metadata={"help": f"Client = one natural unit or a synthetic split: {', '.join(PARTITIONS)}."})
@@ -59,6 +93,8 @@ class FederatedConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     personal_parts: list[str] = field(default_factory=list, metadata={"help": "Parts each client keeps and never sends, e.g. [head] for FedPer: it trains them locally and evaluates with them."})
     state_dir: str | None = field(default=None, metadata={"help": "Where clients keep their personal parts (default: <run>/clients)."})
+    local_split: str = field(default="random", metadata={"help": "How a client holds out its local test windows: random, or chronological (its last days, by the `day` column of event data)."})
+    distill: ServerDistillConfig = field(default_factory=ServerDistillConfig, metadata={"help": "FedDF server-side distillation."})
 
     def __post_init__(self) -> None:
         if self.rounds <= 0:
@@ -75,5 +111,7 @@ class FederatedConfig:
         bad = [p for p in self.personal_parts if p not in PARTS]
         if bad:
             raise ConfigError(f"`federated.personal_parts` must name some of {', '.join(PARTS)}; got {bad}.")
+        if self.local_split not in ("random", "chronological"):
+            raise ConfigError(f"`federated.local_split` must be random or chronological; got {self.local_split!r}.")
         if self.partition in ("iid", "dirichlet") and not self.num_clients:
             raise ConfigError(f"`federated.num_clients` is required for the `{self.partition}` partition.")

@@ -67,3 +67,15 @@ def local_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np
     perm = rng.permutation(n)
     n_test = min(int(round(test_fraction * n)), n - 1)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def chronological_local_split(ds: WindowDataset, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """A client's own train/test rows by time: its last days are its test windows."""
+    from fedhar.data.splits import chronological_rows
+
+    if "day" not in ds.extras:
+        raise DataError(f"`federated.local_split: chronological` needs a `day` column; dataset `{ds.name}` has none "
+                        "(event data from the smarthome format has one).")
+    if test_fraction <= 0:
+        return np.arange(len(ds)), np.zeros(0, dtype=np.int64)
+    return chronological_rows(ds.extras["day"], test_fraction)

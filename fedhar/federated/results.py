@@ -9,7 +9,7 @@ from fedhar.reporting import confusion_matrix_png, curves_png, write_json, write
 from fedhar.training.central import model_info
 
 ROUND_KEYS = ("round", "accuracy", "macro_f1", "fed_accuracy", "fed_macro_f1", "train_loss", "bytes_up",
-              "bytes_down", "seconds", "clients", "failures")
+              "bytes_down", "seconds", "clients", "failures", "distill_agreement", "distill_seconds")
 
 
 def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder, final: bool,

@@ -61,12 +61,18 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         log.info("resuming %s after round %d of %d", run_dir, offset, fcfg.rounds)
     else:
         state, offset, recorder = initial, 0, RoundRecorder()
-        mean, std = _query_stats(grid, cfg_text, min(fcfg.min_available_clients, task.num_clients))
-        state["normalizer.mean"] = torch.as_tensor(mean, dtype=torch.float32)
-        state["normalizer.std"] = torch.as_tensor(std, dtype=torch.float32)
+        if "normalizer.mean" in state:  # text models have no normaliser
+            mean, std = _query_stats(grid, cfg_text, min(fcfg.min_available_clients, task.num_clients))
+            state["normalizer.mean"] = torch.as_tensor(mean, dtype=torch.float32)
+            state["normalizer.std"] = torch.as_tensor(std, dtype=torch.float32)
     remaining = fcfg.rounds - offset
     strategy = make_strategy(fcfg, task.num_clients)
-    strategy.setup(recorder, template, offset, cfg.seed)
+    distiller = None
+    if fcfg.distill.enabled:
+        from fedhar.federated.distill import ServerDistiller
+
+        distiller = ServerDistiller(fcfg.distill, task, cfg.seed, cache_dir=run_dir / "distill")
+    strategy.setup(recorder, template, offset, cfg.seed, distiller)
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
 

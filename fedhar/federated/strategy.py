@@ -81,11 +81,14 @@ def _short(reason: str, limit: int = 400) -> str:
 class GuardedStrategy:
     """Mixin: ``class X(GuardedStrategy, FedAvg)``. Call :meth:`setup` before ``start``."""
 
-    def setup(self, recorder: RoundRecorder, template: dict[str, tuple[int, ...]], round_offset: int, seed: int) -> None:
+    def setup(self, recorder: RoundRecorder, template: dict[str, tuple[int, ...]], round_offset: int, seed: int,
+              distiller=None) -> None:
+        """``distiller`` (a :class:`~fedhar.federated.distill.ServerDistiller`) runs after each aggregation."""
         self.recorder = recorder
         self.template = template
         self.round_offset = round_offset
         self.seed = seed
+        self.distiller = distiller
 
     def _validate(self, msg: Message) -> str | None:
         """Why this reply's update must not be aggregated, or None when it is fine."""
@@ -141,6 +144,12 @@ class GuardedStrategy:
             row["skipped"] = True
             return None, None
         arrays, metrics = super().aggregate_train(rnd, good)
+        if arrays is not None and getattr(self, "distiller", None) is not None:
+            clients = [m.content["arrays"].to_torch_state_dict() for m in good]
+            arrays = ArrayRecord(self.distiller(rnd, arrays.to_torch_state_dict(), clients))
+            last = self.distiller.rows[-1]
+            row["distill_agreement"] = last["agreement_after"]
+            row["distill_seconds"] = last["seconds"]
         if metrics is not None and "train_loss" in metrics:
             row["train_loss"] = float(metrics["train_loss"])
         return arrays, metrics

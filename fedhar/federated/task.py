@@ -20,7 +20,7 @@ from fedhar.config import ExperimentConfig, config_to_dict
 from fedhar.data.build import load_splits
 from fedhar.data.dataset import WindowDataset
 from fedhar.exceptions import FederationError
-from fedhar.federated.partition import local_split, partition_indices
+from fedhar.federated.partition import chronological_local_split, local_split, partition_indices
 from fedhar.federated.personal import load_personal, personal_keys, save_personal
 from fedhar.models import build_model
 from fedhar.models.har_model import HARModel
@@ -65,7 +65,10 @@ class FederatedTask:
             raise FederationError(f"partition-id {pid} is out of range: this configuration has {self.num_clients} clients.")
         if pid not in self._client_data:
             local = self.splits[0].subset(self.partitions[pid])
-            tr, te = local_split(len(local), self.cfg.federated.local_test_fraction, derive_seed(self.cfg.seed, pid, "split"))
+            if self.cfg.federated.local_split == "chronological":
+                tr, te = chronological_local_split(local, self.cfg.federated.local_test_fraction)
+            else:
+                tr, te = local_split(len(local), self.cfg.federated.local_test_fraction, derive_seed(self.cfg.seed, pid, "split"))
             self._client_data[pid] = (local.subset(tr), local.subset(te))
         return self._client_data[pid]
 
@@ -73,7 +76,8 @@ class FederatedTask:
     @cached_property
     def model(self) -> HARModel:
         train = self.splits[0]
-        return build_model(self.cfg.model, train.channels, train.window_length, train.classes, self.cfg.seed)
+        return build_model(self.cfg.model, train.channels, train.window_length, train.classes, self.cfg.seed,
+                           vocab_ids=train.X if self.cfg.model.text.trim_vocab else None)
 
     def initial_state(self) -> State:
         return self.model.trainable_state()

@@ -116,8 +116,8 @@ class HFBackbone(Backbone):
     def targeted_modules(self) -> list[str]:
         return sorted(getattr(self.model, "targeted_module_names", []) or [])
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        out = self.model(inputs_embeds=tokens, use_cache=False)
+    def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.model(inputs_embeds=tokens, attention_mask=attention_mask, use_cache=False)
         return out.last_hidden_state
 
     def save_adapter(self, folder: str) -> None:

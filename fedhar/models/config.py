@@ -87,7 +87,7 @@ class BackboneConfig:
 class HeadConfig:
     """Pooling over tokens plus a linear classifier."""
 
-    pooling: str = field(default="mean", metadata={"help": "mean or last."})
+    pooling: str = field(default="mean", metadata={"help": "mean or last (the last token; for text windows the last text token, which a causal LLM lets see the whole window)."})
     dropout: float = field(default=0.1, metadata={"help": "Dropout before the classifier."})
 
     def __post_init__(self) -> None:
@@ -96,7 +96,15 @@ class HeadConfig:
 
 
 @dataclass
+class TextModelConfig:
+    """Text windows (token ids, :mod:`fedhar.text`): how the LLM's token embedding is kept."""
+
+    trim_vocab: bool = field(default=False, metadata={"help": "Keep only the embedding rows of tokens seen in the training texts (others map to one unknown row): a home's texts use a few hundred of the 49k tokens, so a small student's parameters are mostly its blocks."})
+
+
+@dataclass
 class ModelConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    text: TextModelConfig = field(default_factory=TextModelConfig)

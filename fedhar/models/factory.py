@@ -4,24 +4,32 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from fedhar.models.backbones import build_backbone
 from fedhar.models.config import ModelConfig
 from fedhar.models.frontend import build_frontend
 from fedhar.models.har_model import HARModel, Normalizer, PoolingHead
+from fedhar.models.text_model import TOKEN_CHANNELS, build_text_model
 
 NON_NEURAL = ("classical",)
 
 
 def build_model(
-    cfg: ModelConfig, channels: Sequence[str], window_length: int, classes: Sequence[str], seed: int = 0
+    cfg: ModelConfig, channels: Sequence[str], window_length: int, classes: Sequence[str], seed: int = 0,
+    vocab_ids: np.ndarray | None = None,
 ) -> HARModel:
     """Frozen backbone first (its hidden size and embedding norm shape the frontend), then the rest.
 
     Seeded before the backbone too: PEFT draws the LoRA ``A`` matrices from torch's global
     generator, so without it two models built in one process would start from different adapters.
+
+    Text windows (the single channel ``token``) get a :class:`~fedhar.models.text_model.TextHARModel`;
+    ``vocab_ids`` (the training token ids) serve its optional vocabulary trimming.
     """
+    if tuple(channels) == TOKEN_CHANNELS:
+        return build_text_model(cfg, classes, seed, vocab_ids)
     torch.manual_seed(seed)
     backbone = build_backbone(cfg.backbone, seed)
     torch.manual_seed(seed)

@@ -177,3 +177,25 @@ def sweep_png(path: Path, rows: Sequence[Mapping], xlabel: str, log_x: bool = Fa
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def grouped_bars_png(path: Path, groups: Mapping[str, Mapping[str, float]], ylabel: str, title: str = "") -> None:
+    """One group of bars per key of ``groups`` (e.g. a home), one bar per inner key (e.g. a model)."""
+    names: list[str] = []
+    for g in groups.values():
+        names.extend(n for n in g if n not in names)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * max(1, len(names)) / 3), 4.2))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        xs = [j + i * width for j in range(len(groups))]
+        ax.bar(xs, [g.get(name, 0.0) for g in groups.values()], width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], list(groups))
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

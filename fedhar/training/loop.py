@@ -21,6 +21,11 @@ from fedhar.data.vocab import MASK_KEY
 from fedhar.training.config import TrainConfig
 from fedhar.training.metrics import classification_metrics
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fedhar.distill import DistillConfig
+
 Penalty = Callable[[nn.Module], torch.Tensor]
 
 
@@ -126,6 +131,8 @@ def fit(
     penalties: Iterable[Penalty] = (),
     on_epoch: Callable[[dict], bool | None] | None = None,
     desc: str = "train",
+    soft_targets: np.ndarray | None = None,
+    distill: "DistillConfig | None" = None,
 ) -> list[dict]:
     """Train ``model`` in place on ``train``; returns one metrics dict per epoch.
 
@@ -141,6 +148,10 @@ def fit(
     their outputs are a fixed function of the input; with ``cfg.feature_cache`` they are computed
     once and the head trains on them. Both paths consume the same random numbers (batch order,
     head dropout) and so give the same result; the cache only removes repeated forward passes.
+
+    Distillation: ``soft_targets`` are a teacher's logits ``(N, K)`` for the training windows
+    (computed once, see :class:`fedhar.distill.TeacherLogitCache`), and the loss becomes
+    :func:`fedhar.distill.kd_loss` with ``distill``'s temperature and weight.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -157,6 +168,15 @@ def fit(
     mask = label_mask_of(train)
     mask = torch.from_numpy(mask) if mask is not None else None
     penalties = list(penalties)
+    if soft_targets is not None:
+        from fedhar.distill import DistillConfig, kd_loss
+
+        distill = distill or DistillConfig()
+        soft_targets = np.asarray(soft_targets, dtype=np.float32)
+        if soft_targets.shape != (len(train), model.head.classifier.out_features):
+            raise ValueError(f"`soft_targets` must have shape ({len(train)}, {model.head.classifier.out_features}) "
+                             f"(one teacher logit row per training window); got {soft_targets.shape}.")
+        soft = torch.from_numpy(soft_targets)
     head_only = set(cfg.trainable) == {"head"} and hasattr(model, "features")
 
     def set_modes() -> None:
@@ -180,7 +200,11 @@ def fit(
             with autocast(cfg.precision):
                 logits = model.head.classify(feats[idx]) if feats is not None else model(X[idx])
             logits = apply_label_mask(logits.float(), mask[idx] if mask is not None else None)
-            loss = nn.functional.cross_entropy(logits, y[idx], weight=weight)
+            if soft_targets is not None:
+                teacher = apply_label_mask(soft[idx], mask[idx] if mask is not None else None)
+                loss = kd_loss(logits, teacher, y[idx], distill, weight=weight)
+            else:
+                loss = nn.functional.cross_entropy(logits, y[idx], weight=weight)
             for penalty in penalties:
                 loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)

@@ -17,7 +17,7 @@ def test_every_field_has_help():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"split": "shuffled"}, r"`data.split` must be one of official, subject, stratified, random; got 'shuffled'"),
+        ({"split": "shuffled"}, r"`data.split` must be one of official, subject, stratified, random, chronological; got 'shuffled'"),
         ({"split": "random", "val_fraction": 0.5, "test_fraction": 0.5}, r"`data.val_fraction` must be in \[0, 1\)"),
         ({"val_fraction": 0.1}, r"`data.val_fraction` is used by `data.split: random` only"),
         ({"label_budget_balanced": True}, r"`data.label_budget_balanced` needs `data.label_budget_fraction`"),

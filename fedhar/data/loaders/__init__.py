@@ -14,6 +14,7 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.data.loaders.hapt import HaptStreams, SensorStream, load_hapt, read_hapt_streams
 from fedhar.data.loaders.limu import load_limu
 from fedhar.data.loaders.npz import load_npz
+from fedhar.data.loaders.smarthome import load_smarthome
 from fedhar.data.loaders.synthetic import load_synthetic, make_synthetic
 from fedhar.data.loaders.uci_har import load_uci_har
 from fedhar.data.loaders.wisdm import load_wisdm_raw, parse_wisdm_raw
@@ -29,6 +30,7 @@ FORMATS.register("wisdm_raw", load_wisdm_raw)
 FORMATS.register("limu", load_limu)
 FORMATS.register("npz", load_npz)
 FORMATS.register("synthetic", load_synthetic)
+FORMATS.register("smarthome", load_smarthome)
 
 _WISDM_LINE = re.compile(r"^\s*\d+\s*,\s*[A-Za-z_ ]+\s*,\s*\d+\s*,")
 
@@ -54,6 +56,8 @@ def detect_format(path: str | Path) -> str:
             return "hapt"
         if any(re.match(r"^data_\d+(\.\d+)?_\d+\.npy$", n) for n in names):
             return "limu"
+        if names & {"ordonez", "kasteren2008", "kasteren2010"}:
+            return "smarthome"
         if any(n.startswith("WISDM") and n.endswith("_raw.txt") for n in names):
             raise DataError(f"{p}: looks like the WISDM folder; pass the file {p}/WISDM_ar_v1.1_raw.txt.")
         hint = f"entries: {', '.join(sorted(names)[:10]) or 'none'}"

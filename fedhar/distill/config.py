@@ -1,0 +1,45 @@
+"""Knowledge-distillation settings, beside the loss and cache that use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fedhar.exceptions import ConfigError
+
+
+@dataclass
+class DistillConfig:
+    """Teacher -> student: ``(1 - weight) * CE(labels) + weight * T^2 * KL(teacher_T || student_T)``."""
+
+    temperature: float = field(default=2.0, metadata={"help": "Softening temperature T of both teacher and student logits."})
+    weight: float = field(default=0.7, metadata={"help": "Weight of the KL term; 1 - weight goes to cross-entropy on the labels (1.0: no labels needed)."})
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ConfigError(f"`distill.temperature` must be positive; got {self.temperature}.")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ConfigError(f"`distill.weight` must be in [0, 1]; got {self.weight}.")
+
+
+@dataclass
+class DistillStudyConfig:
+    """The ``distill:`` section of ``simulations/distill.py``: which teacher, which student.
+
+    ``teacher`` and ``student`` replace fields of ``model.backbone`` (``{layers: null}`` for all 30
+    SmolLM2 blocks; ``{layers: 2}`` or ``{name: none}`` for a few blocks or no LLM).
+    """
+
+    teacher: dict = field(default_factory=lambda: {"layers": None}, metadata={"help": "model.backbone fields of the teacher."})
+    student: dict = field(default_factory=lambda: {"layers": 2}, metadata={"help": "model.backbone fields of the student."})
+    teacher_epochs: int | None = field(default=None, metadata={"help": "Teacher epochs (null: train.epochs)."})
+    student_epochs: int | None = field(default=None, metadata={"help": "Student epochs (null: train.epochs)."})
+    kd: DistillConfig = field(default_factory=DistillConfig, metadata={"help": "Temperature and KL weight."})
+
+    def __post_init__(self) -> None:
+        from fedhar.models.config import BackboneConfig
+
+        valid = set(BackboneConfig.__dataclass_fields__)
+        for role in ("teacher", "student"):
+            bad = sorted(set(getattr(self, role)) - valid)
+            if bad:
+                raise ConfigError(f"`distill.{role}` has unknown backbone field(s) {bad}; valid: {', '.join(sorted(valid))}.")
