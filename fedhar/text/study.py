@@ -18,19 +18,20 @@ import numpy as np
 
 from fedhar.config import ExperimentConfig, config_to_dict
 from fedhar.data.build import load_splits
-from fedhar.data.dataset import WindowDataset
 from fedhar.data.loaders.smarthome import COUNTS_KEY
 from fedhar.distill import TeacherLogitCache
-from fedhar.distill.compare import compare, cost_table, score, with_backbone
+from fedhar.distill.compare import ROLES, compare, cost_table, score, with_backbone
 from fedhar.reporting import prepare_run_dir, write_config, write_json, write_metrics_csv
 from fedhar.training.loop import apply_label_mask, label_mask_of
 
 log = logging.getLogger(__name__)
 
-MODELS = ("zero-shot", "classical", "teacher", "student", "distilled student")
+MODELS = ("zero-shot", "zero-shot calibrated", "classical", "teacher", "student", "distilled student")
 
 
-def run_home(cfg: ExperimentConfig, home: str, home_dir: Path, cache: TeacherLogitCache) -> dict:
+def run_home(cfg: ExperimentConfig, home: str, home_dir: Path, cache: TeacherLogitCache, done: dict | None = None) -> dict:
+    """All models of one home; with ``done`` (a finished home's saved results) only the models it
+    lacks are computed, so a model added to the study later runs without retraining the rest."""
     sh = cfg.smarthome
     data = replace(cfg.data, options={**cfg.data.options, "homes": [home]})
     train, test = load_splits(data, cfg.seed)
@@ -39,29 +40,35 @@ def run_home(cfg: ExperimentConfig, home: str, home_dir: Path, cache: TeacherLog
     out: dict = {"home": home, "train_windows": len(train), "test_windows": len(test),
                  "train_days": int(len(np.unique(train.extras["day"]))), "test_days": int(len(np.unique(test.extras["day"]))),
                  "classes": [train.classes[c] for c in np.unique(test.y)], "tokens": int(train.X.shape[2]), "models": {}}
+    if done:
+        out = {**out, **{k: v for k, v in done.items() if k not in out or k == "models"}}
     models = out["models"]
-    if sh.zero_shot:
+    if sh.zero_shot and not {"zero-shot", "zero-shot calibrated"} <= set(models):
         from fedhar.text.tokenize import load_tokenizer
         from fedhar.text.zero_shot import ZeroShotScorer, load_causal_lm, texts_of
 
         tok = load_tokenizer(data.options.get("tokenizer", "smollm2-135m"))
         lm = load_causal_lm(cfg.model.backbone.name, sh.zero_shot_layers, cfg.seed)
         scorer = ZeroShotScorer(lm, tok, train.classes, precision=cfg.train.precision)
-        scores = apply_label_mask(scorer.scores(texts_of(test.X, tok)), label_mask_of(test))
-        models["zero-shot"] = {**score(test, scores.argmax(1)), "train_seconds": 0.0, "inference_seconds": scorer.seconds}
+        raw = scorer.scores(texts_of(test.X, tok))
+        prior = scorer.calibration()
+        for name, s in (("zero-shot", raw), ("zero-shot calibrated", raw - prior)):
+            scored = apply_label_mask(s, label_mask_of(test))
+            models[name] = {**score(test, scored.argmax(1)), "train_seconds": 0.0, "inference_seconds": scorer.seconds}
         del lm
-    from sklearn.ensemble import RandomForestClassifier
+    if "classical" not in models:
+        from sklearn.ensemble import RandomForestClassifier
 
-    t0 = time.perf_counter()
-    rf = RandomForestClassifier(sh.classical_trees, random_state=cfg.seed, n_jobs=1, class_weight="balanced")
-    rf.fit(train.extras[COUNTS_KEY], train.y)
-    models["classical"] = {**score(test, rf.predict(test.extras[COUNTS_KEY])), "train_seconds": time.perf_counter() - t0}
-
-    tcfg = with_backbone(cfg, sh.teacher_epochs, layers=sh.teacher_layers)
-    scfg = with_backbone(cfg, sh.student_epochs, layers=sh.student_layers)
-    trained, out["costs"] = compare(tcfg, scfg, sh.distill, train, test, cache, home)
-    models.update(trained)
-    out["teacher_logit_computations"] = cache.calls
+        t0 = time.perf_counter()
+        rf = RandomForestClassifier(sh.classical_trees, random_state=cfg.seed, n_jobs=1, class_weight="balanced")
+        rf.fit(train.extras[COUNTS_KEY], train.y)
+        models["classical"] = {**score(test, rf.predict(test.extras[COUNTS_KEY])), "train_seconds": time.perf_counter() - t0}
+    if not set(ROLES) <= set(models):
+        tcfg = with_backbone(cfg, sh.teacher_epochs, layers=sh.teacher_layers)
+        scfg = with_backbone(cfg, sh.student_epochs, layers=sh.student_layers)
+        trained, out["costs"] = compare(tcfg, scfg, sh.distill, train, test, cache, home)
+        models.update(trained)
+        out["teacher_logit_computations"] = cache.calls
     write_json(home_dir / f"{home}.json", out)
     return out
 
@@ -94,12 +101,14 @@ def run_smarthome(cfg: ExperimentConfig, out: str | None = None, resume: bool = 
     cache = TeacherLogitCache(run_dir / "cache")
     rows = []
     for home in cfg.smarthome.homes:
-        done = home_dir / f"{home}.json"
-        if resume and done.exists():
-            rows.append(json.loads(done.read_text()))
+        path = home_dir / f"{home}.json"
+        done = json.loads(path.read_text()) if resume and path.exists() else None
+        wanted = {m for m in MODELS if cfg.smarthome.zero_shot or not m.startswith("zero-shot")}
+        if done is not None and wanted <= set(done["models"]):
+            rows.append(done)
             log.info("%s: kept from the previous run", home)
             continue
-        rows.append(run_home(cfg, home, home_dir, cache))
+        rows.append(run_home(cfg, home, home_dir, cache, done))
     results = {"kind": "smarthome", "name": cfg.name, "seed": cfg.seed, "homes": rows,
                "seconds": time.perf_counter() - t_start}
     cost = cost_table(rows, "home")

@@ -2,6 +2,7 @@
 
 Each activity name is scored by its mean per-token log-likelihood after the window's text and a
 prompt (``"...\\nThe resident is"`` + ``" sleeping"``); the best-scoring allowed class wins. The
+calibrated variant first subtracts each name's score after the prompt alone (its prior). The
 text is run once per window and its key/value cache is reused for every candidate name, so the
 cost is about one forward pass per window instead of one per class.
 """
@@ -87,6 +88,12 @@ class ZeroShotScorer:
             logp = torch.log_softmax(nxt.logits.float(), -1).gather(-1, cand[:, 1:, None])[..., 0]  # [K, width-1]
             total = total + (logp * valid[:, 1:]).sum(1)
         return (total / valid.sum(1)).numpy()
+
+    def calibration(self) -> np.ndarray:
+        """Each class phrase's score after the prompt alone, with no events: the LLM's prior for
+        the phrase. Subtracting it is contextual calibration (Zhao et al. 2021), which stops the
+        most generic phrase from winning every window."""
+        return self._score_one("").astype(np.float32)
 
     def scores(self, texts: Sequence[str], progress: bool = True) -> np.ndarray:
         t0 = time.perf_counter()
