@@ -125,7 +125,7 @@ def run_smarthome(cfg: ExperimentConfig, out: str | None = None, resume: bool = 
               f"distillation T={cfg.smarthome.distill.temperature}, KL weight {cfg.smarthome.distill.weight}.", "",
               _table(rows), "", "## Teacher and student cost", "", cost, "",
               f"Teacher / student backbone parameters: {ratio}.", "",
-              f"Total time {results['seconds'] / 60:.1f} min."]
+              f"This invocation took {results['seconds'] / 60:.1f} min (a resumed study counts only what it recomputed)."]
     (run_dir / "report.md").write_text("\n".join(report) + "\n")
     results["run_dir"] = str(run_dir)
     return results
