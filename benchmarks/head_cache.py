@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common import LORA, experiment, md_table, section_main, write_section
 from fedhar.data import make_synthetic
-from fedhar.data.build import load_splits
+from fedhar.data.sources import load_splits
 from fedhar.data.config import DataConfig
 from fedhar.data.splits import label_budget
 from fedhar.schema import from_mapping

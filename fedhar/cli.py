@@ -1,4 +1,4 @@
-"""The ``fedhar`` command line: train, pretrain, simulate, data info.
+"""The ``fedhar`` command line: train, pretrain, simulate, study, data info.
 
 Every user-facing failure is a :class:`~fedhar.exceptions.FedharError`; the CLI prints its
 reason as one paragraph and exits non-zero, with no traceback.
@@ -11,9 +11,13 @@ import logging
 import os
 import sys
 import textwrap
+from pathlib import Path
 from typing import Sequence
 
-from fedhar.exceptions import FedharError
+from fedhar.config import derive, load_config
+from fedhar.exceptions import ConfigError, FedharError
+from fedhar.federated.deployment.processes import raise_on_sigterm
+from fedhar.studies import STUDIES, run_study
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -27,11 +31,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from fedhar.config import load_config
-    from fedhar.training.central import run_central
-
-    cfg = load_config(args.config, args.set)
-    results = run_central(cfg, args.out)
+    results = run_study("train", load_config(args.config, args.set), args.out, force=args.force)
     m = results["model"]
     print(f"\nmacro-F1 {results['final']['macro_f1']:.4f}  accuracy {results['final']['accuracy']:.4f}  "
           f"backbone {m['backbone']}  trainable {m['trainable_params']:,}/{m['total_params']:,} params "
@@ -41,11 +41,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from fedhar.config import load_config
-    from fedhar.training.pretrain import run_pretrain
-
-    cfg = load_config(args.config, args.set)
-    results = run_pretrain(cfg, args.out)
+    results = run_study("pretrain", load_config(args.config, args.set), args.out, force=args.force)
     print(f"\nmasked-patch MSE: train {results['final']['train_loss']:.4f}  test {results['final']['test_loss']:.4f}  "
           f"({results['windows']} windows, {results['encoder_parameters']:,} encoder params, {results['seconds']:.0f}s)")
     print(f"MAE backbone folder: {results['run_dir']}  (set model.backbone.name to it)")
@@ -53,17 +49,34 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from fedhar.config import load_config
-    from fedhar.federated.run import run_federated
+    from fedhar.reporting import resolve_config
 
-    cfg = load_config(args.config, args.set)
-    run_federated(cfg, out=args.out, resume=args.resume, engine=args.engine, supernodes=args.supernodes,
-                  config_path=args.config, overrides=args.set)
+    if args.resume and args.out and Path(args.out) != Path(args.resume):
+        raise ConfigError(f"--resume {args.resume} and --out {args.out} name different run folders; give one.")
+    out = args.resume or args.out
+    cfg = resolve_config(args.config, args.set, out, bool(args.resume))
+    if args.supernodes is not None:
+        if args.supernodes < 1:
+            raise ConfigError(f"--supernodes must be at least 1; got {args.supernodes}.")
+        cfg = derive(cfg, {"federated.num_clients": args.supernodes}, source="--supernodes")
+    run_study("simulate", cfg, out, resume=bool(args.resume), force=args.force, engine=args.engine)
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from fedhar.reporting import resolve_config
+
+    cfg = resolve_config(args.config, args.set, args.out, args.resume)
+    results = run_study(args.name, cfg, args.out, resume=args.resume, force=args.force)
+    report = Path(results["run_dir"]) / "report.md"
+    if report.exists():
+        print(report.read_text())
+    print(f"run folder: {results['run_dir']}")
     return 0
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    from fedhar.data.build import describe
+    from fedhar.data.sources import describe
 
     print(describe(args.source, root=args.root))
     return 0
@@ -74,26 +87,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("config", help="experiment YAML file (see configs/)")
+    def common(sp: argparse.ArgumentParser, func, config: str = "config", nargs: str | None = None) -> argparse.ArgumentParser:
+        """The options every run command takes, and the function that runs it."""
+        sp.set_defaults(func=func)
+        sp.add_argument(config, nargs=nargs, help="experiment YAML file (see configs/)" + (
+            "; with --resume, the run folder's saved config.yaml by default" if nargs or config[0] == "-" else ""))
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=2 (repeatable)")
         sp.add_argument("--out", default=None, help="run folder (default: runs/<name>-<timestamp>)")
+        sp.add_argument("--force", action="store_true", help="start anew in a run folder that already holds a run")
+        return sp
 
-    t = sub.add_parser("train", help="central training and evaluation")
-    common(t)
-    t.set_defaults(func=_cmd_train)
+    common(sub.add_parser("train", help="central training and evaluation"), _cmd_train)
+    common(sub.add_parser("pretrain", help="self-supervised masked-autoencoder pretraining (an MAE backbone folder)"),
+           _cmd_pretrain)
 
-    pre = sub.add_parser("pretrain", help="self-supervised masked-autoencoder pretraining (an MAE backbone folder)")
-    common(pre)
-    pre.set_defaults(func=_cmd_pretrain)
-
-    s = sub.add_parser("simulate", help="federated run on Flower (Simulation or Deployment Engine)")
-    common(s)
+    s = common(sub.add_parser("simulate", help="federated run on Flower (Simulation or Deployment Engine)"), _cmd_simulate,
+               nargs="?")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last finished round")
     s.add_argument("--engine", choices=("simulation", "deployment"), default="simulation")
     s.add_argument("--supernodes", type=int, default=None, help="SuperNodes for --engine deployment")
-    s.set_defaults(func=_cmd_simulate)
+
+    st = sub.add_parser("study", help="run a registered study in one run folder (see `fedhar study --help`)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="studies:\n" + "\n".join(
+                            f"  {n:<17}{STUDIES.get(n).help}" for n in STUDIES.names()))
+    st.add_argument("name", choices=STUDIES.names(), metavar="NAME", help="a registered study (listed below)")
+    common(st, _cmd_study, config="--config")
+    st.add_argument("--resume", action="store_true", help="continue the study in --out, keeping its finished work")
 
     d = sub.add_parser("data", help="inspect datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -107,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    restore = raise_on_sigterm()  # SIGTERM unwinds, so run folders are marked failed and Ray is shut down
     try:
         return args.func(args)
     except FedharError as exc:
@@ -115,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fedhar: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

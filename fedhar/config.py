@@ -1,17 +1,17 @@
-"""The experiment configuration: composes each concern's config dataclass, loads YAML, applies
-``--set key.sub=value`` overrides, and converts Flower's flat ``run_config`` back in one step.
+"""The experiment configuration: composes each concern's config dataclass, loads YAML and applies
+``--set key.sub=value`` overrides (also the form ``flwr run``'s ``overrides`` run-config key carries).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import json
-
 import yaml
 
+from fedhar.checks import run_checks
 from fedhar.continual.config import ContinualConfig
 from fedhar.data.config import DataConfig
 from fedhar.distill.config import DistillStudyConfig
@@ -19,10 +19,8 @@ from fedhar.exceptions import ConfigError
 from fedhar.federated.config import FederatedConfig
 from fedhar.models.config import ModelConfig
 from fedhar.schema import from_mapping, to_mapping
-from fedhar.text.config import SmartHomeConfig
-from fedhar.training.config import TrainConfig
-from fedhar.training.pretrain import PretrainConfig
-from fedhar.training.sweep import SweepConfig
+from fedhar.smarthome.config import SmartHomeConfig
+from fedhar.training.config import PretrainConfig, SweepConfig, TrainConfig
 from fedhar.transfer.config import LodoConfig, PersonalizationConfig
 
 
@@ -43,40 +41,37 @@ class ExperimentConfig:
     distill: DistillStudyConfig = field(default_factory=DistillStudyConfig)
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any, where: str) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for k in keys[:-1]:
-        child = node.setdefault(k, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{where}: cannot set `{dotted}`: `{k}` is not a section.")
-        node = child
-    node[keys[-1]] = value
+def parse_overrides(overrides: str | Iterable[str]) -> list[tuple[str, Any]]:
+    """``["train.lr=3e-4", "model.backbone.name=none"]`` -> typed pairs (values parsed as YAML).
 
-
-def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
-    """``["train.lr=3e-4", "model.backbone.name=none"]`` -> typed pairs (values parsed as YAML)."""
+    One string holds pairs separated by spaces or ``;`` (``"federated.rounds=3; train.lr=1e-3"``);
+    a separator counts only before ``key=``, so ``personal_parts=[head, frontend]`` stays one value.
+    """
+    if isinstance(overrides, str):
+        overrides = [s.strip(" ;") for s in re.split(r"[;\s]+(?=[A-Za-z_][\w.]*=)", overrides.strip()) if s.strip(" ;")]
     out = []
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"`--set {item}`: expected key.sub=value.")
+            raise ConfigError(f"override `{item}`: expected key.sub=value.")
         key, raw = item.split("=", 1)
         out.append((key.strip(), yaml.safe_load(raw) if raw.strip() else ""))
     return out
 
 
-def build_config(data: Mapping[str, Any] | None, overrides: Iterable[str] = (), source: str = "config") -> ExperimentConfig:
+def build_config(data: Mapping[str, Any] | None, overrides: str | Iterable[str] = (), source: str = "config") -> ExperimentConfig:
     """Validate a mapping (+ overrides) into an :class:`ExperimentConfig`; errors name ``source``."""
     tree = dict(data or {})
     for key, value in parse_overrides(overrides):
-        _set_dotted(tree, key, value, source)
+        _merge(tree, key, value, source)
     try:
-        return from_mapping(ExperimentConfig, tree)
+        cfg = from_mapping(ExperimentConfig, tree)
+        run_checks(cfg)
+        return cfg
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc.reason}") from None
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: str | Iterable[str] = ()) -> ExperimentConfig:
     """Read a YAML experiment file; missing files, bad YAML and unknown keys are ConfigErrors."""
     path = Path(path)
     if not path.is_file():
@@ -94,25 +89,40 @@ def config_to_dict(cfg: ExperimentConfig) -> dict:
     return to_mapping(cfg)
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> Flower ``run_config`` keys (dotted, kebab-case). Lists and nulls become JSON strings."""
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k.replace('_', '-')}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        elif isinstance(v, (list, tuple)) or v is None:
-            out[key] = json.dumps(v)
-        else:
-            out[key] = v
-    return out
+def _merge(tree: dict, dotted: str, value: Any, where: str) -> None:
+    """Set ``dotted`` in ``tree``; a non-empty mapping updates an existing section key by key
+    (``{}`` empties it)."""
+    node = tree
+    for k in dotted.split(".")[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: cannot set `{dotted}`: `{k}` is not a section.")
+    last = dotted.split(".")[-1]
+    if isinstance(value, Mapping) and value and isinstance(node.get(last), dict):
+        for sub, v in value.items():
+            _merge(node[last], str(sub), v, where)
+    else:
+        node[last] = value
 
 
-def from_run_config(run_config: Mapping[str, Any]) -> ExperimentConfig:
-    """Flower's flat kebab-case ``context.run_config`` -> the same typed dataclasses."""
-    tree: dict = {}
-    for key, value in run_config.items():
-        if isinstance(value, str) and (value[:1] in ("[", "{") or value == "null"):
-            value = json.loads(value)
-        _set_dotted(tree, key.replace("-", "_"), value, "run_config")
-    return build_config(tree, source="run_config")
+def derive(cfg: ExperimentConfig, changes: Mapping[str, Any], source: str = "derived config") -> ExperimentConfig:
+    """The one way to make a config variant: a validated copy of ``cfg`` with dotted keys changed.
+
+    ``derive(cfg, {"model.backbone.name": "none", "federated": {"rounds": 2}})``; a mapping value
+    updates the section it names key by key. Errors name ``source`` and the key.
+    """
+    tree = config_to_dict(cfg)
+    for key, value in changes.items():
+        _merge(tree, key, value, source)
+    return build_config(tree, source=source)
+
+
+@dataclass
+class Variant:
+    """A labelled config change that a study compares against its siblings."""
+
+    label: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def apply(self, cfg: ExperimentConfig) -> ExperimentConfig:
+        return derive(cfg, self.changes, source=f"variant `{self.label}`")

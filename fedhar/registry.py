@@ -1,8 +1,11 @@
-"""Name -> implementation registries, so configs can name frontends, backbones, strategies..."""
+"""Name -> implementation registries, so configs can name frontends, backbones, strategies...; and
+packages' lazy re-exports (:func:`lazy_exports`), which keep light submodules light."""
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+import importlib
+import sys
+from typing import Any, Callable, Generic, Iterable, Mapping, Sequence, TypeVar
 
 from fedhar.exceptions import ConfigError
 
@@ -40,3 +43,26 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
+
+
+def check_options(options: Iterable[str], valid: Sequence[str], what: str) -> None:
+    """Refuse an option that ``what`` (e.g. "data format `npz`") does not take, naming those it does."""
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown option `{unknown[0]}` for {what}. Valid options: {', '.join(valid) or '(none)'}.")
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], list[str]]:
+    """A package's ``(__getattr__, __all__)`` that imports each re-exported name on first use
+    (PEP 562), from ``{"fedhar.data.sources": "load_source load_splits", ...}``. Importing a light
+    submodule (``fedhar.data.config``) then runs no heavy one, so ``import fedhar.config`` needs no torch."""
+    where = {name: module for module, names in exports.items() for name in names.split()}
+
+    def __getattr__(name: str) -> Any:
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(where[name]), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__, sorted(where)

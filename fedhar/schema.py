@@ -16,10 +16,6 @@ from fedhar.exceptions import ConfigError
 T = TypeVar("T")
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -36,10 +32,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(exc.reason)
-        raise ConfigError(errors[0] if len(errors) == 1 else f"`{where}`: {value!r} matches none of {_type_name(tp)}.")
+        name = getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"`{where}`: {value!r} matches none of {name}.")
     if origin is typing.Literal:
         choices = get_args(tp)
-        if value not in choices:
+        if not any(value == c and type(value) is type(c) for c in choices):  # 4.0 or True is not 4 or 1
             raise ConfigError(f"`{where}` must be one of {', '.join(map(repr, choices))}; got {value!r}.")
         return value
     if dataclasses.is_dataclass(tp):
@@ -66,20 +63,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
         raise ConfigError(f"`{where}` must be true or false; got {value!r}.")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"`{where}` must be an integer; got {value!r}.")
+    if tp in (int, float):  # an int field takes no float; neither takes a bool
+        ok, what = ((int, str), "an integer") if tp is int else ((int, float, str), "a number")
         try:
-            return int(value)
+            if isinstance(value, bool) or not isinstance(value, ok):
+                raise ValueError
+            return tp(value)
         except ValueError:
-            raise ConfigError(f"`{where}` must be an integer; got {value!r}.") from None
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"`{where}` must be a number; got {value!r}.")
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"`{where}` must be a number; got {value!r}.") from None
+            raise ConfigError(f"`{where}` must be {what}; got {value!r}.") from None
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise ConfigError(f"`{where}` must be a string; got {value!r}.")
@@ -122,11 +113,6 @@ def to_mapping(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: to_mapping(v) for k, v in obj.items()}
     return obj
-
-
-def help_text(cls: type) -> dict[str, str]:
-    """Field help strings (``metadata={"help": ...}``), for ``fedhar config --help``-style output."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
 def named_or_mapping(spec: Any, registry: Any, cls: type[T], what: str, where: str) -> T:

@@ -10,21 +10,14 @@ run folder. ``--resume`` continues an interrupted study in the same folder, keep
 
 from __future__ import annotations
 
-from fedhar.reporting.study import study_main
+import sys
 
-
-def runner(cfg):
-    if cfg.continual.mode == "federated":
-        from fedhar.continual.federated import run_continual_federated
-
-        return lambda c, out, resume: run_continual_federated(c, out, resume=resume)
-    from fedhar.continual.experiment import run_continual
-
-    return lambda c, out, resume: run_continual(c, out, resume=resume)
+from fedhar.cli import main as fedhar_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main(__doc__, runner, argv, prog="continual")
+    """``fedhar study continual ...``, kept so that documented commands still work."""
+    return fedhar_main(["study", "continual", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

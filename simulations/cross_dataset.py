@@ -15,21 +15,14 @@ autoencoder on the other datasets' unlabelled windows and fine-tunes it on the h
 
 from __future__ import annotations
 
-from fedhar.reporting.study import study_main
+import sys
 
-
-def runner(cfg):
-    if cfg.lodo.protocol == "mae":
-        from fedhar.transfer.mae_lodo import run_mae_lodo
-
-        return lambda c, out, resume: run_mae_lodo(c, out, resume=resume)
-    from fedhar.transfer.lodo import run_lodo
-
-    return lambda c, out, resume: run_lodo(c, out, resume=resume)
+from fedhar.cli import main as fedhar_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main(__doc__, runner, argv, prog="cross_dataset")
+    """``fedhar study cross_dataset ...``, kept so that documented commands still work."""
+    return fedhar_main(["study", "cross_dataset", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

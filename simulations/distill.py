@@ -12,17 +12,14 @@ and macro_f1.png.
 
 from __future__ import annotations
 
-from fedhar.reporting.study import study_main
+import sys
 
-
-def runner(cfg):
-    from fedhar.distill.study import run_distill_study
-
-    return run_distill_study
+from fedhar.cli import main as fedhar_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main(__doc__, runner, argv, prog="distill")
+    """``fedhar study distill ...``, kept so that documented commands still work."""
+    return fedhar_main(["study", "distill", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

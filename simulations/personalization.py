@@ -11,17 +11,14 @@ the device, and plots the gain distribution (gains.png). Personal state is saved
 
 from __future__ import annotations
 
-from fedhar.reporting.study import study_main
+import sys
 
-
-def runner(cfg):
-    from fedhar.transfer.personalize import run_personalization
-
-    return lambda c, out, resume: run_personalization(c, out, resume=resume)
+from fedhar.cli import main as fedhar_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main(__doc__, runner, argv, prog="personalization")
+    """``fedhar study personalization ...``, kept so that documented commands still work."""
+    return fedhar_main(["study", "personalization", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

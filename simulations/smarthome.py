@@ -13,17 +13,14 @@ Writes config.yaml, results.json, metrics.csv, report.md and macro_f1.png.
 
 from __future__ import annotations
 
-from fedhar.reporting.study import study_main
+import sys
 
-
-def runner(cfg):
-    from fedhar.text.study import run_smarthome
-
-    return run_smarthome
+from fedhar.cli import main as fedhar_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main(__doc__, runner, argv, prog="smarthome")
+    """``fedhar study smarthome ...``, kept so that documented commands still work."""
+    return fedhar_main(["study", "smarthome", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

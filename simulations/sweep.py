@@ -9,17 +9,14 @@ metrics.csv, report.md (macro-F1, trainable parameters, training time) and sweep
 
 from __future__ import annotations
 
-from fedhar.reporting.study import study_main
+import sys
 
-
-def runner(cfg):
-    from fedhar.training.sweep import run_sweep
-
-    return lambda c, out, resume: run_sweep(c, out, resume=resume)
+from fedhar.cli import main as fedhar_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    return study_main(__doc__, runner, argv, prog="sweep")
+    """``fedhar study sweep ...``, kept so that documented commands still work."""
+    return fedhar_main(["study", "sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

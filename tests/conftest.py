@@ -1,4 +1,9 @@
-"""Shared fixtures: the real data folder (never skipped: CI has it), small generated datasets."""
+"""Shared fixtures: the real data folder, small generated datasets.
+
+Tests that need the real data take the ``real_data`` fixture (they get the ``real_data`` marker).
+Without the folder they skip, naming it; with ``FEDHAR_REQUIRE_DATA=1`` (CI) the session fails
+at start instead.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from fedhar.config import build_config
 from fedhar.data import make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
+# What the real-data tests read, under $FEDHAR_DATA_DIR or <repo>/../shared/data.
+REAL_DATA = ("uci_har.npz", "hapt_raw.npz", "wisdm.npz", "hhar_sa_part.npz", "limu_uci", "smarthome")
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
@@ -20,14 +27,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def data_dir() -> Path:
-    path = Path(os.environ.get("FEDHAR_DATA_DIR") or REPO.parent / "shared" / "data")
-    if not (path / "uci_har.npz").exists():
-        pytest.fail(f"Real HAR data not found at {path}: set FEDHAR_DATA_DIR to the shared data folder.")
-    return path
+    return Path(os.environ.get("FEDHAR_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+def missing_data() -> str:
+    """Why the real data is unusable, or "" when every entry of ``REAL_DATA`` is there."""
+    missing = [name for name in REAL_DATA if not (data_dir() / name).exists()]
+    return f"real data not found: {data_dir()} lacks {', '.join(missing)} (set FEDHAR_DATA_DIR)" if missing else ""
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("FEDHAR_REQUIRE_DATA") == "1" and missing_data():
+        pytest.exit(f"FEDHAR_REQUIRE_DATA=1 but {missing_data()}", returncode=1)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)
 
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
+    """The real data folder; skips (FEDHAR_REQUIRE_DATA=1: the session already failed) when absent."""
+    if missing_data():
+        pytest.skip(missing_data())
     return data_dir()
 
 

@@ -18,8 +18,6 @@ import numpy as np
 from fedhar.data.dataset import WindowDataset
 from fedhar.exceptions import ConfigError, DataError
 
-__all__ = ["ReservoirBuffer"]
-
 
 class ReservoirBuffer:
     """Reservoir of windows ``X`` ``(n, C, T)`` with labels ``y`` and ``subject`` ids.

@@ -4,9 +4,10 @@ baselines beside them, and how a federated run spreads the phases over clients a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fedhar.exceptions import ConfigError
+from fedhar.models.config import check_variants
 
 DEFAULT_STRATEGIES = [{"name": "naive"}, {"name": "replay", "buffer_windows": 500},
                       {"name": "ewc", "lambda_": 1000.0, "fisher_batch_size": 16}, {"name": "adapters"}]
@@ -46,7 +47,7 @@ class ContinualFederatedConfig:
 
 @dataclass
 class ContinualConfig:
-    mode: str = field(default="central", metadata={"help": "central (one device's stream) or federated (clients on Flower, phases spread over rounds)."})
+    mode: Literal["central", "federated"] = field(default="central", metadata={"help": "central (one device's stream) or federated (clients on Flower, phases spread over rounds)."})
     scenario: Any = field(default=None, metadata={"help": "Drift scenario: a mapping (see fedhar.drift.scenario) or a YAML file path."})
     strategies: list[dict] = field(default_factory=lambda: [dict(s) for s in DEFAULT_STRATEGIES],
                                    metadata={"help": "Strategies to compare: {name, label?, ...options}; see fedhar.continual.strategies."})
@@ -70,14 +71,8 @@ class ContinualConfig:
             labels.append(strategy_label(spec))
         if len(set(labels)) != len(labels):
             raise ConfigError(f"`continual.strategies`: labels must be unique; got {labels}. Add `label:` to tell them apart.")
-        if self.mode not in ("central", "federated"):
-            raise ConfigError(f"`continual.mode` must be `central` or `federated`; got {self.mode!r}.")
+        check_variants(self.variants, "continual.variants", ("label", "backbone", "strategies"))
         for i, v in enumerate(self.variants):
-            if not isinstance(v, dict) or not v.get("label") or not isinstance(v.get("backbone", {}), dict):
-                raise ConfigError(f"`continual.variants[{i}]` must be {{label: ..., backbone: {{...}}}}; got {v!r}.")
-            unknown = sorted(set(v) - {"label", "backbone", "strategies"})
-            if unknown:
-                raise ConfigError(f"`continual.variants[{i}]`: unknown key `{unknown[0]}`; valid: label, backbone, strategies.")
             bad = [s for s in v.get("strategies") or [] if s not in labels]
             if bad:
                 raise ConfigError(f"`continual.variants[{i}].strategies`: {bad} are not strategy labels; choose from {labels}.")

@@ -36,8 +36,6 @@ import numpy as np
 
 from fedhar.exceptions import ConfigError
 
-__all__ = ["ConfidenceDriftDetector", "stream_detection", "window_confidence"]
-
 DIRECTIONS = ("decrease", "increase", "both")
 
 
@@ -113,10 +111,6 @@ class ConfidenceDriftDetector:
     @property
     def fitted(self) -> bool:
         return self.mu is not None
-
-    @property
-    def last_detection(self) -> int | None:
-        return self.detections[-1] if self.detections else None
 
     @property
     def statistic(self) -> float:

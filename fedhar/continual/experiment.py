@@ -3,31 +3,27 @@ on the baselines, the accuracy matrix and its metrics, written to a run folder.
 
 Kept apart from the strategies and the protocol: this module only wires config -> scenario ->
 experiences -> (model, strategy) pairs -> :func:`~fedhar.continual.protocol.run_stream` -> files.
-Each finished (model, strategy) pair is written to ``results.json`` at once, so an interrupted
-study resumes (``resume=True``) without redoing finished work.
+Each finished (model, strategy) pair is a cell of the run folder, saved at once, so an interrupted
+study resumes (``--resume``) without redoing finished work.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
-from fedhar.config import ExperimentConfig, build_config, config_to_dict
+from fedhar.config import ExperimentConfig, Variant, config_to_dict
 from fedhar.continual.config import strategy_label, strategy_options
 from fedhar.continual.metrics import AccuracyMatrix
 from fedhar.continual.protocol import run_stream
 from fedhar.continual.strategies import build_detector, build_strategy
-from fedhar.data.build import resolve_source
+from fedhar.data.sources import resolve_source
 from fedhar.data.splits import fit_channel_stats
 from fedhar.drift import Experience, Scenario, build_experiences, load_scenario
-from fedhar.exceptions import ConfigError
 from fedhar.models import ClassicalModel, build_model
-from fedhar.reporting import matrices_png, prepare_run_dir, timeline_png, write_config, write_json, write_metrics_csv
+from fedhar.reporting import RunFolder, matrices_png, timeline_png
 from fedhar.training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -47,12 +43,8 @@ def load_streams(cfg: ExperimentConfig):
 
 
 def scenario_of(cfg: ExperimentConfig) -> Scenario:
-    spec = cfg.continual.scenario
-    if spec is None:
-        raise ConfigError("`continual.scenario` is required: a mapping of phases or the path of a scenario YAML file.")
-    if isinstance(spec, str) and not Path(spec).exists():
-        raise ConfigError(f"`continual.scenario`: scenario file {spec} does not exist.")
-    return load_scenario(spec, where="continual.scenario")
+    """The drift scenario (its presence is a study check: :func:`fedhar.checks.continual_scenario`)."""
+    return load_scenario(cfg.continual.scenario, where="continual.scenario")
 
 
 def build_stream(cfg: ExperimentConfig) -> tuple[Scenario, list[Experience]]:
@@ -68,12 +60,19 @@ def variant_configs(cfg: ExperimentConfig) -> list[tuple[str, ExperimentConfig, 
     """The configured model first, then each baseline variant (backbone overrides on a copy),
     with the strategy labels it runs (None: all)."""
     out = [(cfg.continual.main_label, cfg, None)]
-    base = config_to_dict(cfg)
     for v in cfg.continual.variants:
-        tree = copy.deepcopy(base)
-        tree["model"]["backbone"].update(v.get("backbone", {}))
-        out.append((str(v["label"]), build_config(tree, source=f"continual.variants[{v['label']}]"), v.get("strategies")))
+        variant = Variant(str(v["label"]), {"model.backbone": v.get("backbone", {})})
+        out.append((variant.label, variant.apply(cfg), v.get("strategies")))
     return out
+
+
+def stream_info(experiences: list[Experience]) -> dict:
+    """results.json's ``phases`` and ``phase_info``: what each phase of the stream holds."""
+    return {"phases": [e.name for e in experiences],
+            "phase_info": [{"name": e.name, "device": e.info["device"], "placement": e.info["placement"],
+                            "sensors": e.info["sensors"], "classes": e.info["classes"],
+                            "subjects": e.info["subjects"], "train": len(e.train), "test": len(e.test)}
+                           for e in experiences]}
 
 
 # ----------------------------------------------------------------------------- runs
@@ -101,9 +100,7 @@ def run_classical(experiences: list[Experience], cumulative: bool, seed: int, tr
     T = len(experiences)
     matrix = AccuracyMatrix(T)
     labels = [sorted(int(c) for c in np.unique(e.test.y)) for e in experiences]
-    k = len(experiences[0].train.classes)
-    for j, e in enumerate(experiences):
-        matrix.record_baseline(j, {"accuracy": float("nan"), "macro_f1": float("nan")})
+    k = len(experiences[0].train.classes)  # no FWT baseline: a forest has no untrained state
     for i in range(T):
         parts = experiences[: i + 1] if cumulative else [experiences[i]]
         X = np.concatenate([e.train.X for e in parts])
@@ -126,10 +123,6 @@ def metrics_block(acc: dict, f1: dict) -> dict:
             "macro_f1": {k: f1[k] for k in ("acc", "bwt", "forgetting", "fwt", "matrix")}}
 
 
-def _memory_bytes(mem: dict) -> int:
-    return int(sum(mem.get(k, 0) or 0 for k in ("buffer_bytes", "adapter_bytes", "extra_bytes")))
-
-
 def _memory_cell(mem: dict) -> str:
     """MB the strategy keeps on the device, and what it is (buffer windows, adapters, anchors)."""
     parts = []
@@ -139,11 +132,13 @@ def _memory_cell(mem: dict) -> str:
         parts.append("adapters")
     if mem.get("extra_bytes"):
         parts.append("anchors/stats")
-    return f"{_memory_bytes(mem) / 1e6:.2f}" + (f" ({', '.join(parts)})" if parts else "")
+    mb = int(sum(mem.get(k, 0) or 0 for k in ("buffer_bytes", "adapter_bytes", "extra_bytes"))) / 1e6
+    return f"{mb:.2f}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 # ----------------------------------------------------------------------------- outputs
-def _fmt(v, spec=".3f") -> str:
+def fmt(v, spec=".3f") -> str:
+    """A score for reports: three decimals, ``n/a`` for a missing one."""
     return "n/a" if v is None else format(v, spec)
 
 
@@ -164,20 +159,21 @@ def report_markdown(results: dict) -> str:
         if det.get("mean_delay_rounds") is not None:  # federated clients detect per round
             delay_text = f"{det['mean_delay_rounds']:.2f} rounds"
         else:
-            delay_text = _fmt(delay, ".0f")
+            delay_text = fmt(delay, ".0f")
         detected = f"{delay_text} ({det.get('detected', 0)}/{det.get('boundaries', 0)} found)" if det else "n/a"
-        lines.append(f"| {r['model']} | {r['strategy']} | {_fmt(c['acc'])} | {_fmt(c['bwt'])} | {_fmt(c['forgetting'])} | "
-                     f"{_fmt(c['fwt'])} | {_fmt(c['macro_f1']['acc'])} | {_fmt(c['macro_f1']['bwt'])} | "
+        lines.append(f"| {r['model']} | {r['strategy']} | {fmt(c['acc'])} | {fmt(c['bwt'])} | {fmt(c['forgetting'])} | "
+                     f"{fmt(c['fwt'])} | {fmt(c['macro_f1']['acc'])} | {fmt(c['macro_f1']['bwt'])} | "
                      f"{_memory_cell(r['memory'])} | {r['train_seconds']:.0f} | {detected} |")
     best = max(results["runs"], key=lambda r: (r["continual"]["acc"] or -1))
-    lines += ["", f"Best final ACC: **{best['model']} / {best['strategy']}** ({_fmt(best['continual']['acc'])}).", "",
+    lines += ["", f"Best final ACC: **{best['model']} / {best['strategy']}** ({fmt(best['continual']['acc'])}).", "",
               "Rows of R (accuracy after training on phase i, columns: " + ", ".join(names) + ") are in results.json "
               "(`runs[*].continual.matrix`) and `matrices.png`."]
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(run_dir: Path, results: dict) -> None:
-    write_json(run_dir / "results.json", results)
+def write_outputs(folder: RunFolder) -> None:
+    """metrics.csv, report.md and the plots from the folder's results (results.json is the folder's to save)."""
+    results = folder.results
     rows = []
     for r in results["runs"]:
         for i, row in enumerate(r["continual"]["matrix"]):
@@ -185,51 +181,36 @@ def write_outputs(run_dir: Path, results: dict) -> None:
                 rows.append({"model": r["model"], "strategy": r["strategy"], "after_phase": results["phases"][i],
                              "on_phase": results["phases"][j], "accuracy": v,
                              "macro_f1": r["continual"]["macro_f1"]["matrix"][i][j]})
-    write_metrics_csv(run_dir / "metrics.csv", rows)
-    (run_dir / "report.md").write_text(report_markdown(results))
+    folder.write_metrics(rows)
+    folder.write_report(report_markdown(results))
     names = results["phases"]
-    matrices_png(run_dir / "matrices.png", {f"{r['model']} / {r['strategy']}": r["continual"]["matrix"] for r in results["runs"]},
-                 names, f"{results['name']}: accuracy R[i][j]")
+    folder.plot("matrices.png", matrices_png, {f"{r['model']} / {r['strategy']}": r["continual"]["matrix"] for r in results["runs"]},
+                names, f"{results['name']}: accuracy R[i][j]")
     series = {}
     for r in results["runs"]:
         R = r["continual"]["matrix"]
         series[f"{r['model']} / {r['strategy']}"] = [
             (i + 1, float(np.mean([v for v in R[i][: i + 1] if v is not None])) if any(v is not None for v in R[i][: i + 1]) else None)
             for i in range(len(R))]
-    timeline_png(run_dir / "accuracy_over_time.png", series, [(i + 0.5, n) for i, n in enumerate(names)],
-                 "after training through phase (1 = first)", "mean accuracy on phases seen so far",
-                 f"{results['name']}: accuracy over time (dashed: phase changes)")
+    folder.plot("accuracy_over_time.png", timeline_png, series, [(i + 0.5, n) for i, n in enumerate(names)],
+                "after training through phase (1 = first)", "mean accuracy on phases seen so far",
+                f"{results['name']}: accuracy over time (dashed: phase changes)")
 
 
-def run_continual(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
-    """Every (model, strategy) pair of ``cfg.continual`` on the scenario; returns results.json's payload."""
-    t_start = time.perf_counter()
-    run_dir = Path(out) if (resume and out) else prepare_run_dir(out, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    previous = {}
-    if resume and (run_dir / "results.json").exists():
-        old = json.loads((run_dir / "results.json").read_text())
-        if old.get("config") != config_to_dict(cfg):
-            raise ConfigError(f"--resume {run_dir}: its config.yaml differs from the given config; use a new --out.")
-        previous = {(r["model"], r["strategy"]): r for r in old.get("runs", [])}
-    write_config(run_dir, config_to_dict(cfg))
-    scenario, experiences = build_stream(cfg)
-    results = {"kind": "continual", "name": cfg.name, "seed": cfg.seed, "config": config_to_dict(cfg),
-               "phases": [e.name for e in experiences],
-               "phase_info": [{"name": e.name, "device": e.info["device"], "placement": e.info["placement"],
-                               "sensors": e.info["sensors"], "classes": e.info["classes"],
-                               "subjects": e.info["subjects"], "train": len(e.train), "test": len(e.test)}
-                              for e in experiences],
-               "runs": [], "complete": False}
+def run_continual(cfg: ExperimentConfig, folder: RunFolder) -> dict:
+    """Every (model, strategy) pair of ``cfg.continual`` on the scenario; a resume keeps finished pairs."""
+    _, experiences = build_stream(cfg)
+    results = folder.results
+    results.update(kind="continual", config=config_to_dict(cfg), **stream_info(experiences))
+    results.setdefault("runs", [])
     jobs = [(label, vcfg, spec) for label, vcfg, only in variant_configs(cfg) for spec in cfg.continual.strategies
             if only is None or strategy_label(spec) in only]
     if cfg.continual.classical:
         jobs += [("classical (features + RF)", None, {"name": "naive"}), ("classical (features + RF)", None, {"name": "cumulative"})]
     for n, (label, vcfg, spec) in enumerate(jobs, 1):
         key = (label, strategy_label(spec))
-        if key in previous:
+        if folder.done(*key):
             log.info("[%d/%d] %s / %s: done in a previous run, kept", n, len(jobs), *key)
-            results["runs"].append(previous[key])
             continue
         log.info("[%d/%d] %s / %s ...", n, len(jobs), *key)
         if vcfg is None:
@@ -242,11 +223,9 @@ def run_continual(cfg: ExperimentConfig, out: str | Path | None = None, resume: 
                "detail": {k: res[k] for k in ("options", "detection", "decisions", "choices", "history") if k in res}}
         results["runs"].append(run)
         c = run["continual"]
-        log.info("    ACC %s  BWT %s  forgetting %s  FWT %s  (%.0f s)", _fmt(c["acc"]), _fmt(c["bwt"]),
-                 _fmt(c["forgetting"]), _fmt(c["fwt"]), res["seconds"])
-        write_outputs(run_dir, results)  # after every run: an interruption loses nothing finished
-    results["complete"] = True
-    results["seconds"] = time.perf_counter() - t_start + sum(r["seconds"] for r in previous.values())
-    write_outputs(run_dir, results)
-    results["run_dir"] = str(run_dir)
-    return results
+        log.info("    ACC %s  BWT %s  forgetting %s  FWT %s  (%.0f s)", fmt(c["acc"]), fmt(c["bwt"]),
+                 fmt(c["forgetting"]), fmt(c["fwt"]), res["seconds"])
+        write_outputs(folder)
+        folder.record(*key)  # saves results.json: an interruption loses nothing finished
+    write_outputs(folder)
+    return folder.complete()

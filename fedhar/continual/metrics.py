@@ -32,8 +32,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["AccuracyMatrix", "continual_metrics"]
-
 
 def _mean(terms: Sequence[float]) -> float | None:
     finite = [float(t) for t in terms if np.isfinite(t)]

@@ -33,8 +33,6 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.training.config import TrainConfig
 from fedhar.training.loop import evaluate
 
-__all__ = ["evaluate_experience", "run_stream", "simulate_detection", "step_seed"]
-
 
 def step_seed(seed: int, i: int) -> int:
     """Seed of experience ``i``'s training, independent of the other experiences."""
@@ -88,7 +86,6 @@ def run_stream(
     cfg: TrainConfig,
     seed: int = 0,
     on_step: Callable[[dict], None] | None = None,
-    labels_of: Callable[[WindowDataset], Sequence[int]] | None = None,
     *,
     detector: ConfidenceDriftDetector | None = None,
     max_post_windows: int | None = None,
@@ -108,8 +105,6 @@ def run_stream(
     on_step : callable, optional
         Called with ``{"experience", "accuracy", "macro_f1", "history", "seconds"}`` after each
         experience is trained and evaluated.
-    labels_of : callable, optional
-        Classes to score macro-F1 on for a test set (default: the classes present in it).
     detector : ConfidenceDriftDetector, optional
         Simulate detection at every boundary (default: the strategy's detector, if any).
     max_post_windows : int, optional
@@ -128,7 +123,7 @@ def run_stream(
     experiences = list(experiences)
     T = len(experiences)
     matrix = AccuracyMatrix(T)
-    labels = [list(labels_of(e.test)) if labels_of else _present_labels(e.test) for e in experiences]
+    labels = [_present_labels(e.test) for e in experiences]  # macro-F1 over the classes a phase has
     detector = detector if detector is not None else strategy.detector
     history: list[dict] = []
     choices: list[list] = []

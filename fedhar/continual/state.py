@@ -27,12 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedhar.continual.strategies.base import to_numpy_state
 from fedhar.exceptions import DataError
-
-__all__ = [
-    "get_context_state", "load_client_state", "pack_state", "put_context_state", "save_client_state",
-    "unpack_state",
-]
 
 FORMAT = "fedhar-continual-state"
 VERSION = 1
@@ -41,17 +37,12 @@ _ARRAY = "__array__"
 
 
 def _pack(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach().cpu()
-        key = f"a{len(arrays)}"
-        arrays[key] = (t.float() if t.dtype == torch.bfloat16 else t).numpy().copy()
-        return {_ARRAY: key, "torch": True}
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
         if obj.dtype == object:
             raise TypeError(f"continual state `{where}`: object arrays cannot be stored safely.")
         key = f"a{len(arrays)}"
-        arrays[key] = obj.copy()
-        return {_ARRAY: key}
+        arrays[key] = to_numpy_state({key: obj})[key]  # a copy; bf16 tensors as float32
+        return {_ARRAY: key, "torch": True} if isinstance(obj, torch.Tensor) else {_ARRAY: key}
     if isinstance(obj, dict):
         bad = [k for k in obj if not isinstance(k, str)]
         if bad or _ARRAY in obj:
@@ -143,17 +134,14 @@ def load_client_state(path: str | Path, strategy) -> dict | None:
 # ------------------------------------------------------------------ Flower Context
 def put_context_state(context, strategy, extra: dict | None = None, key: str = "fedhar-continual") -> None:
     """Store the state in ``context.state`` (Flower keeps it for the node across rounds)."""
-    from flwr.app import Array, ArrayRecord, ConfigRecord
+    from fedhar.federated.personal import put_context_record
 
-    arrays, text = pack_state(strategy, extra)
-    context.state[f"{key}.arrays"] = ArrayRecord(array_dict={k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
-    context.state[f"{key}.meta"] = ConfigRecord({"json": text})
+    put_context_record(context, key, *pack_state(strategy, extra))
 
 
 def get_context_state(context, strategy, key: str = "fedhar-continual") -> dict | None:
     """Load the state from ``context.state`` into ``strategy``; return ``extra`` (None if never stored)."""
-    if f"{key}.meta" not in context.state:
-        return None
-    record = context.state[f"{key}.arrays"]
-    arrays = {k: v.numpy() for k, v in record.items()}
-    return unpack_state(strategy, arrays, str(context.state[f"{key}.meta"]["json"]), where=f"Context state `{key}`")
+    from fedhar.federated.personal import get_context_record
+
+    record = get_context_record(context, key)
+    return None if record is None else unpack_state(strategy, *record, where=f"Context state `{key}`")

@@ -1,26 +1,16 @@
 """fedhar data layer: loaders for published HAR layouts, harmonisation, splits and budgets."""
 
-from fedhar.data.build import describe, load_source, load_splits, resolve_source
-from fedhar.data.config import DataConfig
-from fedhar.data.dataset import WindowDataset, concat, sensor_of
-from fedhar.data.harmonize import G, available_sensors, convert_acc_units, harmonize
-from fedhar.data.loaders import FORMATS, HaptStreams, SensorStream, detect_format, load, read_hapt_streams
-from fedhar.data.loaders.synthetic import make_synthetic
-from fedhar.data.splits import (
-    apply_channel_stats,
-    fit_channel_stats,
-    label_budget,
-    official_split,
-    stratified_split,
-    subject_split,
-)
-from fedhar.data.validate import check_arrays
-from fedhar.data.vocab import CANONICAL, MASK_KEY, label_mask, to_canonical, with_label_mask
+from fedhar.data.harmonize import G, convert_acc_units, harmonize  # eager: `harmonize` is also a submodule's name,
+from fedhar.registry import lazy_exports                              # which a lazy export would lose to the module
 
-__all__ = [
-    "CANONICAL", "FORMATS", "G", "DataConfig", "HaptStreams", "SensorStream", "WindowDataset",
-    "apply_channel_stats", "available_sensors", "check_arrays", "concat", "convert_acc_units", "describe",
-    "detect_format", "fit_channel_stats", "harmonize", "label_budget", "label_mask", "MASK_KEY", "with_label_mask", "load", "load_source",
-    "load_splits", "make_synthetic", "official_split", "read_hapt_streams", "resolve_source", "sensor_of",
-    "stratified_split", "subject_split", "to_canonical",
-]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "fedhar.data.sources": "describe load_source load_splits resolve_source",
+    "fedhar.data.config": "DataConfig",
+    "fedhar.data.dataset": "WindowDataset concat sensor_of",
+    "fedhar.data.loaders": "FORMATS HaptStreams SensorStream detect_format load read_hapt_streams",
+    "fedhar.data.loaders.synthetic": "make_synthetic",
+    "fedhar.data.splits": "apply_channel_stats fit_channel_stats label_budget official_split stratified_split subject_split",
+    "fedhar.data.validate": "check_arrays",
+    "fedhar.data.vocab": "CANONICAL MASK_KEY label_mask to_canonical with_label_mask",
+})
+__all__ += ["G", "convert_acc_units", "harmonize"]

@@ -1,7 +1,7 @@
 """The one windowed-dataset type every loader returns and every model consumes.
 
 Data contract: ``X`` is float32 ``(N, C, T)`` (channels first), or for text windows int64 token
-ids ``(N, 1, L)`` with ``-1`` as padding and the single channel ``token`` (:mod:`fedhar.text`); ``y`` int64 class indices into
+ids ``(N, 1, L)`` with ``-1`` as padding and the single channel ``token`` (:mod:`fedhar.data.smarthome`); ``y`` int64 class indices into
 ``classes``, ``subject`` int64 per window. ``device`` and ``placement`` are optional per-window
 string arrays. Channel names follow ``<sensor>_<axis>`` (``acc_x``, ``gyro_z``, ``body_acc_y``),
 so the sensor of a channel is everything before the last underscore.
@@ -42,18 +42,16 @@ class WindowDataset:
     """Other per-window arrays (e.g. ``official_test``); subset and concatenated with the rest."""
 
     def __post_init__(self) -> None:
-        self.X = np.asarray(self.X)
-        self.y = np.asarray(self.y)
-        self.subject = np.asarray(self.subject)
-        self.channels = tuple(str(c) for c in self.channels)
-        self.units = tuple(str(u) for u in self.units)
-        self.classes = tuple(str(c) for c in self.classes)
+        for key in ("X", "y", "subject"):
+            setattr(self, key, np.asarray(getattr(self, key)))
+        for key in ("channels", "units", "classes"):
+            setattr(self, key, tuple(str(v) for v in getattr(self, key)))
         self.rate_hz = float(self.rate_hz)
         where = f"dataset `{self.name}`"
         if self.X.ndim != 3:
             raise DataError(f"{where}: windows `X` must have rank 3 (N, C, T); got shape {self.X.shape}.")
         if np.issubdtype(self.X.dtype, np.integer):
-            self.X = self.X.astype(np.int64)  # token ids of text windows (see fedhar.text), -1 = padding
+            self.X = self.X.astype(np.int64)  # token ids of text windows (see fedhar.data.smarthome), -1 = padding
         elif self.X.dtype != np.float32:
             self.X = self.X.astype(np.float32)
         n, c, _ = self.X.shape
@@ -61,8 +59,7 @@ class WindowDataset:
             arr = getattr(self, key)
             if arr.shape != (n,):
                 raise DataError(f"{where}: `{key}` must have shape ({n},) to match `X`; got {arr.shape}.")
-        self.y = self.y.astype(np.int64)
-        self.subject = self.subject.astype(np.int64)
+            setattr(self, key, arr.astype(np.int64))
         for key in ("device", "placement"):
             arr = getattr(self, key)
             if arr is not None:

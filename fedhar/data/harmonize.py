@@ -84,17 +84,6 @@ def gravity_lowpass(x: np.ndarray, rate_hz: float, cutoff_hz: float = 0.3, order
     return filtfilt(b, a, x, axis=-1, padlen=padlen).astype(np.float32)
 
 
-def available_sensors(ds: WindowDataset) -> tuple[str, ...]:
-    """Canonical sensors ``ds`` can provide (``acc``, ``gyro``)."""
-    have = set(ds.sensors)
-    out = []
-    if have & set(ACC_SENSORS):
-        out.append("acc")
-    if have & set(GYRO_SENSORS):
-        out.append("gyro")
-    return tuple(out)
-
-
 def harmonize(
     ds: WindowDataset,
     acc_units: str | None = "g",

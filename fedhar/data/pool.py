@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from fedhar.data.build import cap_windows, load_source
+from fedhar.data.sources import cap_windows, load_source
 from fedhar.data.config import DataConfig
 from fedhar.data.dataset import WindowDataset, concat
 from fedhar.data.harmonize import harmonize

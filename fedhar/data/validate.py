@@ -44,7 +44,7 @@ def check_arrays(
     -------
     X, y, subject, n_dropped
         ``y`` and ``subject`` as int64; ``n_dropped`` windows removed for NaN/Inf
-        (always 0 with ``nan_policy="error"``). Callers report it with :func:`report_dropped`.
+        (always 0 with ``nan_policy="error"``), logged as a warning.
 
     Raises
     ------
@@ -93,16 +93,11 @@ def check_arrays(
                     f"{int(np.flatnonzero(~finite)[0])}). Clean the file, or drop them with "
                     "`data.nan_policy: drop` (option nan_policy='drop')."
                 )
+            log.warning("%s: dropped %d of %d windows with NaN/Inf", source, n_bad, n)
             X, y = X[finite], y[finite]
             subject = None if subject is None else subject[finite]
             n_dropped = n_bad
     return X, y, subject, n_dropped
-
-
-def report_dropped(source: str, n_dropped: int, n_total: int) -> None:
-    """Log how many windows :func:`check_arrays` dropped (nothing when none)."""
-    if n_dropped:
-        log.warning("%s: dropped %d of %d windows with NaN/Inf", source, n_dropped, n_total)
 
 
 def _as_int(arr: np.ndarray, key: str, source: str) -> np.ndarray:

@@ -15,17 +15,11 @@ CANONICAL = (
 )
 """Every canonical class, in the order canonical class lists use."""
 
+_UCI_HAR = {"walking": "walking", "walking_upstairs": "walking_upstairs", "walking_downstairs": "walking_downstairs",
+            "sitting": "sitting", "standing": "standing", "laying": "lying"}
 DATASET_LABELS: dict[str, dict[str, str]] = {
-    "uci_har": {
-        "walking": "walking", "walking_upstairs": "walking_upstairs", "walking_downstairs": "walking_downstairs",
-        "sitting": "sitting", "standing": "standing", "laying": "lying",
-    },
-    "hapt": {
-        "walking": "walking", "walking_upstairs": "walking_upstairs", "walking_downstairs": "walking_downstairs",
-        "sitting": "sitting", "standing": "standing", "laying": "lying",
-        "stand_to_sit": "stand_to_sit", "sit_to_stand": "sit_to_stand", "sit_to_lie": "sit_to_lie",
-        "lie_to_sit": "lie_to_sit", "stand_to_lie": "stand_to_lie", "lie_to_stand": "lie_to_stand",
-    },
+    "uci_har": _UCI_HAR,
+    "hapt": _UCI_HAR | {c: c for c in CANONICAL if "_to_" in c},  # and the postural transitions
     "wisdm": {
         "downstairs": "walking_downstairs", "jogging": "jogging", "sitting": "sitting", "standing": "standing",
         "upstairs": "walking_upstairs", "walking": "walking",

@@ -1,12 +1,14 @@
 """Teacher-to-student distillation: the KD loss, cached teacher logits, and cost reports.
 
-The student trains with the one training loop (:func:`fedhar.training.loop.fit`), given the
-teacher's cached logits as ``soft_targets``; the federated variant (FedDF) lives in
+The student trains with the one training loop (:func:`fedhar.training.loop.fit`), whose objective
+:func:`kd_objective` builds over the teacher's cached logits; the federated variant (FedDF) lives in
 :mod:`fedhar.federated.distill`.
 """
 
-from fedhar.distill.cache import TeacherLogitCache, fingerprint, model_fingerprint
-from fedhar.distill.config import DistillConfig
-from fedhar.distill.loss import kd_loss
+from fedhar.registry import lazy_exports
 
-__all__ = ["DistillConfig", "TeacherLogitCache", "fingerprint", "kd_loss", "model_fingerprint"]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "fedhar.distill.cache": "TeacherLogitCache fingerprint model_fingerprint",
+    "fedhar.distill.config": "DistillConfig",
+    "fedhar.distill.loss": "kd_loss kd_objective",
+})

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 
-from fedhar.config import ExperimentConfig
+from fedhar.config import ExperimentConfig, derive
 from fedhar.data.dataset import WindowDataset
 from fedhar.distill.cache import TeacherLogitCache, fingerprint, model_fingerprint
 from fedhar.distill.config import DistillConfig
+from fedhar.distill.loss import kd_objective
 from fedhar.distill.report import cost_report
 from fedhar.training.central import build_for_data
-from fedhar.training.loop import apply_label_mask, fit, label_mask_of, predict_logits
+from fedhar.training.loop import apply_label_mask, cross_entropy, fit, label_mask_of, predict_logits
 from fedhar.training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
-
-ROLES = ("teacher", "student", "distilled student")
 
 
 def score(test: WindowDataset, pred: np.ndarray) -> dict:
@@ -35,10 +32,15 @@ def score(test: WindowDataset, pred: np.ndarray) -> dict:
     return {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
 
 
+def score_model(model, test: WindowDataset, tcfg) -> dict:
+    """:func:`score` of ``model``'s predictions on ``test``, within each window's label mask."""
+    logits = predict_logits(model, test.X, tcfg.eval_batch_size, tcfg.precision)
+    return score(test, apply_label_mask(logits, label_mask_of(test)).argmax(1))
+
+
 def with_backbone(cfg: ExperimentConfig, epochs: int | None = None, **backbone) -> ExperimentConfig:
     """``cfg`` with backbone fields replaced (e.g. ``layers=2`` or ``name="none"``) and its epochs."""
-    model = replace(cfg.model, backbone=replace(cfg.model.backbone, **backbone))
-    return replace(cfg, model=model, train=replace(cfg.train, epochs=epochs or cfg.train.epochs))
+    return derive(cfg, {"model.backbone": backbone, "train.epochs": epochs or cfg.train.epochs}, source="teacher/student")
 
 
 def train_scored(cfg: ExperimentConfig, train: WindowDataset, test: WindowDataset, desc: str,
@@ -46,16 +48,14 @@ def train_scored(cfg: ExperimentConfig, train: WindowDataset, test: WindowDatase
     """Build, fit (with ``soft`` targets when given) and score one model; returns (model, metrics)."""
     t0 = time.perf_counter()
     model = build_for_data(cfg, train)
-    fit(model, train, cfg.train, seed=cfg.seed, desc=desc, soft_targets=soft, distill=kd if soft is not None else None)
+    objective = cross_entropy if soft is None else kd_objective(soft, train, kd or DistillConfig())
+    fit(model, train, cfg.train, seed=cfg.seed, desc=desc, objective=objective)
     seconds = time.perf_counter() - t0
-    logits = apply_label_mask(predict_logits(model, test.X, cfg.train.eval_batch_size, cfg.train.precision),
-                              label_mask_of(test))
-    return model, {**score(test, logits.argmax(1)), "train_seconds": seconds}
+    return model, {**score_model(model, test, cfg.train), "train_seconds": seconds}
 
 
 def compare(teacher_cfg: ExperimentConfig, student_cfg: ExperimentConfig, kd: DistillConfig, train: WindowDataset,
-            test: WindowDataset, cache: TeacherLogitCache, tag: str = "",
-            on_model: Callable[[str, dict], None] | None = None) -> tuple[dict, dict]:
+            test: WindowDataset, cache: TeacherLogitCache, tag: str = "") -> tuple[dict, dict]:
     """``({role: metrics}, {teacher|student: cost})`` for the teacher, the student and the distilled student."""
     models: dict[str, dict] = {}
     teacher, models["teacher"] = train_scored(teacher_cfg, train, test, f"{tag} teacher")
@@ -72,8 +72,6 @@ def compare(teacher_cfg: ExperimentConfig, student_cfg: ExperimentConfig, kd: Di
     _, models["distilled student"] = train_scored(student_cfg, train, test, f"{tag} distilled", soft=soft, kd=kd)
     for name, m in models.items():
         log.info("%s %s: macro-F1 %.3f, accuracy %.3f", tag, name, m["macro_f1"], m["accuracy"])
-        if on_model:
-            on_model(name, m)
     return models, costs
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from fedhar.data.dataset import WindowDataset
 from fedhar.distill.config import DistillConfig
+from fedhar.training.loop import Objective, apply_label_mask, label_mask_of
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None, cfg: DistillConfig,
@@ -27,3 +30,22 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor |
             raise ValueError("kd_loss: labels are needed when `distill.weight` < 1 (the cross-entropy part).")
         loss = loss + (1.0 - cfg.weight) * nn.functional.cross_entropy(student.float(), labels, weight=weight)
     return loss
+
+
+def kd_objective(soft_targets: np.ndarray, train: WindowDataset, cfg: DistillConfig) -> Objective:
+    """:func:`fedhar.training.loop.fit`'s objective for distilling onto ``train``: ``soft_targets`` are
+    a teacher's logits ``(N, K)``, one row per training window (computed once, see
+    :class:`fedhar.distill.TeacherLogitCache`), masked like the student's by ``train``'s label mask."""
+    soft = np.asarray(soft_targets, dtype=np.float32)
+    if soft.ndim != 2 or len(soft) != len(train):
+        raise ValueError(f"`soft_targets` must have shape ({len(train)}, K) (one teacher logit row per "
+                         f"training window); got {soft.shape}.")
+    teacher = torch.from_numpy(apply_label_mask(soft, label_mask_of(train)))
+
+    def objective(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,
+                  class_weight: torch.Tensor | None = None) -> torch.Tensor:
+        if logits.shape[1] != teacher.shape[1]:
+            raise ValueError(f"`soft_targets` have {teacher.shape[1]} classes; the student has {logits.shape[1]}.")
+        return kd_loss(logits, teacher[index], labels, cfg, weight=class_weight)
+
+    return objective

@@ -21,12 +21,11 @@ def weight_bytes(model: torch.nn.Module) -> int:
     return int(total)
 
 
-def cost_report(model, X: np.ndarray, precision: str = "bf16", batch_size: int = 64, repeats: int = 1) -> dict:
+def cost_report(model, X: np.ndarray, precision: str = "bf16", batch_size: int = 64) -> dict:
     """Parameters (total, backbone, trainable), weight bytes, and measured inference ms per window on ``X``."""
     counts = model.param_counts()
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        predict_logits(model, X, batch_size, precision)
-    seconds = (time.perf_counter() - t0) / repeats
+    predict_logits(model, X, batch_size, precision)
+    seconds = time.perf_counter() - t0
     return {**counts, "weight_bytes": weight_bytes(model), "inference_ms_per_window": 1000 * seconds / max(1, len(X)),
             "inference_windows": int(len(X)), "threads": torch.get_num_threads()}

@@ -27,7 +27,7 @@ import numpy as np
 
 from fedhar.exceptions import ConfigError, DataError
 from fedhar.registry import Registry
-from fedhar.schema import from_mapping, named_or_mapping
+from fedhar.schema import named_or_mapping
 
 SENSORS = ("acc", "gyro")
 _DRIFT_GRID_S = 1.0  # the bias random walk is drawn on a 1 s grid and interpolated between

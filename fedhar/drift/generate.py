@@ -27,7 +27,7 @@ from fedhar.data.streams import cut_windows, label_windows, resample_stream, win
 from fedhar.data.vocab import canonical_name
 from fedhar.drift.devices import DeviceProfile, apply_device, device_profile
 from fedhar.drift.placements import Placement, placement, rotate, rotation_matrix
-from fedhar.drift.scenario import Phase, Scenario
+from fedhar.drift.scenario import Scenario
 from fedhar.exceptions import DataError
 
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -67,11 +67,6 @@ class _Windows:
 
     def cat(self, key: str) -> np.ndarray:
         return np.concatenate(getattr(self, key))
-
-
-def _setting(ph: Phase, k: int) -> _Setting:
-    where = f"phases[{k}]"
-    return _Setting(device_profile(ph.device, f"{where}.device"), placement(ph.placement, f"{where}.placement"), k)
 
 
 def _timeline(streams: HaptStreams, subject: int) -> list[tuple[SensorStream, int]]:
@@ -126,7 +121,8 @@ def build_experiences(streams: HaptStreams, scenario: Scenario) -> list[Experien
     window, step = round(scn.window_s * scn.rate_hz), round(scn.step_s * scn.rate_hz)
     timelines = {s: _timeline(streams, s) for s in streams.subjects}
     cursor = dict.fromkeys(timelines, 0)
-    settings = [_setting(ph, k) for k, ph in enumerate(scn.phases)]
+    settings = [_Setting(device_profile(ph.device, f"phases[{k}].device"), placement(ph.placement, f"phases[{k}].placement"), k)
+                for k, ph in enumerate(scn.phases)]
     out = []
     for k, ph in enumerate(scn.phases):
         label = f"scenario phase '{ph.name}' (#{k + 1})"

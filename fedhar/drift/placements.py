@@ -33,7 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from fedhar.exceptions import ConfigError, DataError
 from fedhar.registry import Registry
-from fedhar.schema import from_mapping, named_or_mapping
+from fedhar.schema import named_or_mapping
 
 
 @dataclass

@@ -10,10 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+import yaml
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedhar.config import ExperimentConfig, build_config
+from fedhar.config import ExperimentConfig, build_config, config_to_dict
 from fedhar.exceptions import FederationError
 from fedhar.federated.task import FederatedTask, get_task
 
@@ -22,15 +23,20 @@ CONFIG_KEY = "fedhar-config"
 app = ClientApp()
 
 
-@lru_cache(maxsize=4)
-def _parse(text: str) -> ExperimentConfig:
-    import yaml
+def config_record(cfg: ExperimentConfig) -> ConfigRecord:
+    """The one channel by which the server's resolved config reaches clients: its YAML text in
+    every message (a Deployment Engine ClientApp is a fresh process per message), read back by
+    :func:`_config` once per process."""
+    return ConfigRecord({CONFIG_KEY: yaml.safe_dump(config_to_dict(cfg), sort_keys=True)})
 
+
+@lru_cache(maxsize=4)
+def _config(text: str) -> ExperimentConfig:
     return build_config(yaml.safe_load(text), source="server config")
 
 
 def _context(msg: Message, context: Context) -> tuple[FederatedTask, int]:
-    task = get_task(_parse(str(msg.content["config"][CONFIG_KEY])))
+    task = get_task(_config(str(msg.content["config"][CONFIG_KEY])))
     pid = int(context.node_config["partition-id"])
     expected = int(context.node_config.get("num-partitions", task.num_clients))
     if expected != task.num_clients:

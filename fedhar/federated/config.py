@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from fedhar.data.config import DataConfig
 from fedhar.exceptions import ConfigError
+from fedhar.models.config import Part
 
-STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm")
-PARTITIONS = ("subject", "device", "dataset", "dataset_subject", "iid", "dirichlet")
+StrategyName = Literal["fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm"]
+Partition = Literal["subject", "device", "dataset", "dataset_subject", "iid", "dirichlet"]
 
 
 @dataclass
 class StrategyConfig:
     """A Flower strategy from ``flwr.serverapp.strategy`` and its hyperparameters."""
 
-    name: str = field(default="fedavg", metadata={"help": f"One of {', '.join(STRATEGIES)}."})
+    name: StrategyName = field(default="fedavg", metadata={"help": f"One of {', '.join(get_args(StrategyName))}."})
     proximal_mu: float = field(default=0.01, metadata={"help": "FedProx proximal weight (applied client-side)."})
     server_lr: float = field(default=0.01, metadata={"help": "FedAdam/FedYogi server learning rate (eta); FedAvgM server lr."})
     server_momentum: float = field(default=0.9, metadata={"help": "FedAvgM server momentum."})
     beta_1: float = field(default=0.9, metadata={"help": "FedAdam/FedYogi first-moment decay."})
     beta_2: float = field(default=0.99, metadata={"help": "FedAdam/FedYogi second-moment decay."})
     tau: float = field(default=1e-3, metadata={"help": "FedAdam/FedYogi adaptivity (epsilon)."})
-
-    def __post_init__(self) -> None:
-        if self.name not in STRATEGIES:
-            raise ConfigError(f"`federated.strategy.name` must be one of {', '.join(STRATEGIES)}; got {self.name!r}.")
 
 
 @dataclass
@@ -34,11 +32,7 @@ class FaultConfig:
 
     clients: list[int] = field(default_factory=list, metadata={"help": "Partition ids that misbehave."})
     rounds: list[int] = field(default_factory=list, metadata={"help": "Rounds in which they misbehave (empty: all)."})
-    mode: str = field(default="raise", metadata={"help": "raise, nan (non-finite update) or shape (wrong-shape update)."})
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("raise", "nan", "shape"):
-            raise ConfigError(f"`federated.faults.mode` must be raise, nan or shape; got {self.mode!r}.")
+    mode: Literal["raise", "nan", "shape"] = field(default="raise", metadata={"help": "raise, nan (non-finite update) or shape (wrong-shape update)."})
 
 
 @dataclass
@@ -53,7 +47,7 @@ class ServerDistillConfig:
     """
 
     enabled: bool = field(default=False, metadata={"help": "Distil into the global model after every round."})
-    source: str = field(default="ensemble", metadata={"help": "ensemble (mean logits of this round's client models) or teacher (a trained model the server holds)."})
+    source: Literal["ensemble", "teacher"] = field(default="ensemble", metadata={"help": "ensemble (mean logits of this round's client models) or teacher (a trained model the server holds)."})
     teacher: str | None = field(default=None, metadata={"help": "source teacher: a `fedhar train` run folder (config.yaml + model/) or a folder with both."})
     public: DataConfig | None = field(default=None, metadata={"help": "The public set: a `data:` section (source, format, options...); its training split is used and its labels never are."})
     max_public: int | None = field(default=2000, metadata={"help": "Cap on public windows (seeded subsample)."})
@@ -63,8 +57,6 @@ class ServerDistillConfig:
     batch_size: int = field(default=32, metadata={"help": "Server distillation batch size."})
 
     def __post_init__(self) -> None:
-        if self.source not in ("ensemble", "teacher"):
-            raise ConfigError(f"`federated.distill.source` must be ensemble or teacher; got {self.source!r}.")
         if self.enabled and not self.public:
             raise ConfigError("`federated.distill.enabled` needs `federated.distill.public`: a data section of unlabelled public windows.")
         if self.enabled and self.source == "teacher" and not self.teacher:
@@ -77,7 +69,8 @@ class ServerDistillConfig:
 @dataclass
 class FederatedConfig:
     rounds: int = field(default=5, metadata={"help": "Server rounds."})
-    partition: str = field(default="subject", metadata={"help": f"Client = one natural unit or a synthetic split: {', '.join(PARTITIONS)}."})
+    task: str = field(default="default", metadata={"help": "What clients compute: default, or a task another package registers in the `fedhar.tasks` entry points (continual)."})
+    partition: Partition = field(default="subject", metadata={"help": f"Client = one natural unit or a synthetic split: {', '.join(get_args(Partition))}."})
     num_clients: int | None = field(default=None, metadata={"help": "Clients for iid/dirichlet partitions (natural partitions: one per unit)."})
     dirichlet_alpha: float = field(default=0.5, metadata={"help": "Label-skew concentration for `dirichlet`."})
     local_epochs: int = field(default=1, metadata={"help": "Local epochs per round on each client."})
@@ -91,27 +84,18 @@ class FederatedConfig:
     client_cpus: float = field(default=1.0, metadata={"help": "CPUs per simulated client (Ray actor)."})
     backend_cpus: int = field(default=2, metadata={"help": "CPUs Ray may use in total."})
     faults: FaultConfig = field(default_factory=FaultConfig)
-    personal_parts: list[str] = field(default_factory=list, metadata={"help": "Parts each client keeps and never sends, e.g. [head] for FedPer: it trains them locally and evaluates with them."})
+    personal_parts: list[Part] = field(default_factory=list, metadata={"help": "Parts each client keeps and never sends, e.g. [head] for FedPer: it trains them locally and evaluates with them."})
     state_dir: str | None = field(default=None, metadata={"help": "Where clients keep their personal parts (default: <run>/clients)."})
-    local_split: str = field(default="random", metadata={"help": "How a client holds out its local test windows: random, or chronological (its last days, by the `day` column of event data)."})
+    local_split: Literal["random", "chronological"] = field(default="random", metadata={"help": "How a client holds out its local test windows: random, or chronological (its last days, by the `day` column of event data)."})
     distill: ServerDistillConfig = field(default_factory=ServerDistillConfig, metadata={"help": "FedDF server-side distillation."})
 
     def __post_init__(self) -> None:
         if self.rounds <= 0:
             raise ConfigError(f"`federated.rounds` must be positive; got {self.rounds}.")
-        if self.partition not in PARTITIONS:
-            raise ConfigError(f"`federated.partition` must be one of {', '.join(PARTITIONS)}; got {self.partition!r}.")
         for key in ("fraction_train", "fraction_evaluate"):
             if not 0 < getattr(self, key) <= 1:
                 raise ConfigError(f"`federated.{key}` must be in (0, 1]; got {getattr(self, key)}.")
         if not 0 <= self.local_test_fraction < 1:
             raise ConfigError(f"`federated.local_test_fraction` must be in [0, 1); got {self.local_test_fraction}.")
-        from fedhar.models.config import PARTS
-
-        bad = [p for p in self.personal_parts if p not in PARTS]
-        if bad:
-            raise ConfigError(f"`federated.personal_parts` must name some of {', '.join(PARTS)}; got {bad}.")
-        if self.local_split not in ("random", "chronological"):
-            raise ConfigError(f"`federated.local_split` must be random or chronological; got {self.local_split!r}.")
         if self.partition in ("iid", "dirichlet") and not self.num_clients:
             raise ConfigError(f"`federated.num_clients` is required for the `{self.partition}` partition.")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fedhar.data.build import load_splits
+from fedhar.data.sources import load_splits
 from fedhar.data.dataset import WindowDataset
-from fedhar.distill import DistillConfig, TeacherLogitCache, model_fingerprint
+from fedhar.distill import DistillConfig, TeacherLogitCache, kd_objective, model_fingerprint
 from fedhar.exceptions import ConfigError, ModelError
 from fedhar.federated.config import ServerDistillConfig
 from fedhar.training.loop import fit, predict_logits
@@ -110,7 +110,7 @@ class ServerDistiller:
             public = self.public.replace(y=soft.argmax(1).astype(np.int64), classes=model.classes, extras={})
             tcfg = replace(self.task.cfg.train, epochs=self.cfg.epochs, lr=self.cfg.lr, batch_size=self.cfg.batch_size,
                            progress=False, trainable=[p for p in self.task.cfg.train.trainable if p != "head"] + ["head"])
-            fit(model, public, tcfg, seed=self.seed + rnd, soft_targets=soft, distill=kd, desc=f"server distill {rnd}")
+            fit(model, public, tcfg, seed=self.seed + rnd, objective=kd_objective(soft, public, kd), desc=f"server distill {rnd}")
             after = predict_logits(model, self.public.X, 128, self.task.cfg.train.precision)
             agree_after, kl_after = self._match(after, soft, kd)
             new_state = model.trainable_state()

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
 import torch
 
 from fedhar.exceptions import ConfigError, ModelError
@@ -47,3 +48,20 @@ def load_personal(path: str | Path) -> dict[str, torch.Tensor] | None:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise ModelError(f"{path}: cannot read the personal state ({exc}); delete it to start the client afresh.") from None
+
+
+def put_context_record(context, key: str, arrays: Mapping[str, np.ndarray], text: str) -> None:
+    """Keep ``arrays`` (an ``ArrayRecord``) and ``text`` (a ``ConfigRecord``) under ``key`` in
+    Flower's ``context.state``, which Flower keeps per node across rounds."""
+    from flwr.app import Array, ArrayRecord, ConfigRecord
+
+    context.state[f"{key}.arrays"] = ArrayRecord(array_dict={k: Array(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    context.state[f"{key}.meta"] = ConfigRecord({"json": text})
+
+
+def get_context_record(context, key: str) -> tuple[dict[str, np.ndarray], str] | None:
+    """``(arrays, text)`` that :func:`put_context_record` kept under ``key``; None if never stored."""
+    if f"{key}.meta" not in context.state:
+        return None
+    arrays = {k: v.numpy() for k, v in context.state[f"{key}.arrays"].items()}
+    return arrays, str(context.state[f"{key}.meta"]["json"])

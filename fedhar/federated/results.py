@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fedhar.config import ExperimentConfig
-from fedhar.reporting import confusion_matrix_png, curves_png, write_json, write_metrics_csv
+from fedhar.reporting import config_hash, confusion_matrix_png, curves_png, write_json, write_metrics_csv
 from fedhar.training.central import model_info
 
 ROUND_KEYS = ("round", "accuracy", "macro_f1", "fed_accuracy", "fed_macro_f1", "train_loss", "bytes_up",
@@ -21,11 +21,14 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
     total_down = sum(r.get("bytes_down", 0) for r in rounds)
     messages = sum(r.get("messages_up", 0) + r.get("messages_down", 0) for r in rounds)
     last = rounds[-1] if rounds else recorder.rows.get(0, {})
+    complete = final and bool(rounds) and rounds[-1]["round"] >= cfg.federated.rounds
     results = {
         "kind": "federated",
         "name": cfg.name,
         "seed": cfg.seed,
-        "complete": final and bool(rounds) and rounds[-1]["round"] >= cfg.federated.rounds,
+        "config_hash": config_hash(cfg),
+        "status": "complete" if complete else "running",
+        "complete": complete,
         "strategy": cfg.federated.strategy.name,
         "num_clients": task.num_clients,
         "final": {"accuracy": last.get("accuracy"), "macro_f1": last.get("macro_f1"),

@@ -2,26 +2,27 @@
 result files each round.
 
 Two entry points share :func:`run_server`: the module-level ``app`` for ``flwr run .`` (config
-from ``context.run_config``) and :func:`make_server_app` for ``fedhar simulate`` (config object
-passed in directly).
+resolved once from ``context.run_config``) and :func:`make_server_app` for ``fedhar simulate``
+(config object passed in directly). Either way the clients get the config from the messages
+(:func:`~fedhar.federated.client_app.config_record`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from fedhar.config import ExperimentConfig, config_to_dict
-from fedhar.exceptions import FederationError
+from fedhar.config import ExperimentConfig, config_to_dict, derive, load_config
+from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.checkpoint import load_checkpoint, save_checkpoint
-from fedhar.federated.client_app import CONFIG_KEY
+from fedhar.federated.client_app import config_record
 from fedhar.federated.results import write_federated_results
 from fedhar.federated.strategy import RoundRecorder, load_strategy_state, make_strategy, strategy_state
 from fedhar.federated.task import get_task, pooled_normaliser
@@ -29,30 +30,35 @@ from fedhar.federated.task import get_task, pooled_normaliser
 log = logging.getLogger(__name__)
 
 
-def _query_stats(grid: Grid, cfg_text: str, min_nodes: int, timeout: float = 600) -> tuple[np.ndarray, np.ndarray]:
+def _nodes(grid: Grid, min_nodes: int, timeout: float = 600) -> list[int]:
+    """The connected node ids, once at least ``min_nodes`` are there and none joined since the last poll."""
+    deadline, before = time.monotonic() + timeout, None
+    while (node_ids := sorted(grid.get_node_ids())) != before or len(node_ids) < min_nodes:
+        if time.monotonic() > deadline:
+            raise FederationError(f"only {len(node_ids)} of {min_nodes} nodes connected within {timeout:.0f}s; start more "
+                                  f'SuperNodes (simulation runtime: --federation-config "num-supernodes={min_nodes}").')
+        before = node_ids
+        time.sleep(0.5)
+    return node_ids
+
+
+def _query_stats(grid: Grid, config: ConfigRecord, min_nodes: int, timeout: float = 600) -> tuple[np.ndarray, np.ndarray]:
     """Ask every node for per-channel sums and pool them into the global normaliser."""
-    t0 = time.time()
-    while len(node_ids := sorted(grid.get_node_ids())) < min_nodes:
-        if time.time() - t0 > timeout:
-            raise FederationError(f"only {len(node_ids)} of {min_nodes} nodes connected within {timeout:.0f}s.")
-        time.sleep(1)
-    msgs = [Message(content=RecordDict({"config": ConfigRecord({CONFIG_KEY: cfg_text})}),
-                    message_type="query.stats", dst_node_id=n) for n in node_ids]
-    replies = [r for r in grid.send_and_receive(msgs, timeout=timeout) if not r.has_error()]
-    if not replies:
-        raise FederationError("no client answered the normalisation-statistics query.")
-    stats = []
-    for r in replies:
-        count, s, sq = r.content["stats"].to_numpy_ndarrays()
-        stats.append({"count": count, "sum": s, "sumsq": sq})
-    return pooled_normaliser(stats)
+    msgs = [Message(content=RecordDict({"config": config}), message_type="query.stats", dst_node_id=n)
+            for n in _nodes(grid, min_nodes, timeout)]
+    replies = list(grid.send_and_receive(msgs, timeout=timeout))
+    stats = [r.content["stats"].to_numpy_ndarrays() for r in replies if not r.has_error()]
+    if not stats:
+        why = next((r.error.reason for r in replies if r.has_error()), "no reply")
+        raise FederationError(f"no client answered the normalisation-statistics query; first error: {why}")
+    return pooled_normaliser([{"count": c, "sum": s, "sumsq": sq} for c, s, sq in stats])
 
 
 def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -> None:
     run_dir = Path(run_dir)
     task = get_task(cfg)
     fcfg = cfg.federated
-    cfg_text = yaml.safe_dump(config_to_dict(cfg), sort_keys=True)
+    config = config_record(cfg)
     initial = task.initial_state()
     template = {k: tuple(v.shape) for k, v in initial.items()}  # every valid update has these
     ckpt = load_checkpoint(run_dir) if resume else None
@@ -62,7 +68,7 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
     else:
         state, offset, recorder = initial, 0, RoundRecorder()
         if "normalizer.mean" in state:  # text models have no normaliser
-            mean, std = _query_stats(grid, cfg_text, min(fcfg.min_available_clients, task.num_clients))
+            mean, std = _query_stats(grid, config, min(fcfg.min_available_clients, task.num_clients))
             state["normalizer.mean"] = torch.as_tensor(mean, dtype=torch.float32)
             state["normalizer.std"] = torch.as_tensor(std, dtype=torch.float32)
     remaining = fcfg.rounds - offset
@@ -97,7 +103,6 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         return MetricRecord({"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
 
     if remaining > 0:
-        config = ConfigRecord({CONFIG_KEY: cfg_text})
         strategy.start(grid=grid, initial_arrays=ArrayRecord(state), num_rounds=remaining,
                        train_config=config, evaluate_config=ConfigRecord(dict(config)),
                        evaluate_fn=evaluate_fn)
@@ -119,30 +124,43 @@ def make_server_app(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) 
     return server
 
 
+def fit_to_federation(cfg: ExperimentConfig, nodes: int) -> ExperimentConfig:
+    """One client per node: a config that leaves ``federated.num_clients`` open is cut into ``nodes``
+    clients; one that fixes another count, or has fewer units than nodes, is refused with the fix."""
+    if (have := get_task(cfg).num_clients) == nodes:
+        return cfg
+    fix = (f'run `flwr run . --federation-config "num-supernodes={have}"` (or start {have} SuperNodes), '
+           f"or set `federated.num_clients` in the `overrides` run-config key")
+    if cfg.federated.num_clients is None:
+        with contextlib.suppress(ConfigError):  # a config that cannot be regrouped so is refused below
+            fitted = derive(cfg, {"federated.num_clients": nodes}, source="the federation's node count")
+            if get_task(fitted).num_clients == nodes:
+                log.info("%d nodes: the config's %d clients are regrouped into %d.", nodes, have, nodes)
+                return fitted
+    raise FederationError(f"the federation has {nodes} nodes but the config yields {have} clients; {fix}.")
+
+
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    """``flwr run .`` entry: ``config-file``, ``run-dir`` and ``resume`` come from the run config;
-    any other dotted key overrides the YAML (e.g. ``--run-config 'federated.rounds=3'``)."""
-    from fedhar.config import load_config
-
-    rc = dict(context.run_config)
-    config_file = str(rc.pop("config-file", "configs/smoke.yaml"))
-    run_dir = Path(str(rc.pop("run-dir", "")) or f"runs/flwr-{time.strftime('%Y%m%d-%H%M%S')}")
-    resume = bool(rc.pop("resume", False))
-    overrides = [f"{k.replace('-', '_')}={v}" for k, v in rc.items()]
-    path = Path(config_file)
+    """``flwr run .`` entry. The run config declares ``config-file`` (relative paths resolve against
+    the app folder), ``overrides`` (``"federated.rounds=3 train.lr=1e-3"``, parsed like ``--set``),
+    ``run-dir`` and ``resume``; e.g. ``--run-config 'overrides="federated.rounds=3"'``."""
+    rc = context.run_config
+    path = Path(str(rc["config-file"]))
     if not path.is_absolute() and not path.exists():
-        # Relative to the app folder (the FAB ships configs/ next to fedhar/).
-        import fedhar
+        import fedhar  # the FAB ships configs/ next to fedhar/
 
-        path = Path(fedhar.__file__).resolve().parents[1] / config_file
-    cfg = load_config(path, overrides)
+        path = Path(fedhar.__file__).resolve().parents[1] / path
+    cfg = load_config(path, str(rc["overrides"]))
+    cfg = fit_to_federation(cfg, len(_nodes(grid, cfg.federated.min_available_clients)))
+    run_dir = Path(str(rc["run-dir"]) or f"runs/flwr-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    log.info("run folder: %s", run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.yaml").exists():
         from fedhar.reporting import write_config
 
         write_config(run_dir, config_to_dict(cfg))
-    run_server(grid, cfg, run_dir, resume)
+    run_server(grid, cfg, run_dir, bool(rc["resume"]))

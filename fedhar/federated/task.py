@@ -2,31 +2,36 @@
 
 One :class:`FederatedTask` per process and configuration (see :func:`get_task`): the frozen
 backbone is loaded once and every virtual client served by that process reuses it, loading only
-the small trainable state it receives.
+the small trainable state it receives. ``federated.task`` picks the class (:func:`task_class`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
+from dataclasses import replace
 from functools import cached_property
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 import yaml
 
 from fedhar.config import ExperimentConfig, config_to_dict
-from fedhar.data.build import load_splits
+from fedhar.data.sources import load_splits
 from fedhar.data.dataset import WindowDataset
-from fedhar.exceptions import FederationError
+from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.partition import chronological_local_split, local_split, partition_indices
 from fedhar.federated.personal import load_personal, personal_keys, save_personal
 from fedhar.models import build_model
 from fedhar.models.har_model import HARModel
-from fedhar.training.loop import evaluate, fit
+from fedhar.training.config import TrainConfig
+from fedhar.training.loop import Penalty, evaluate, fit
 
 State = "OrderedDict[str, torch.Tensor]"
+TASK_GROUP = "fedhar.tasks"
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -87,9 +92,7 @@ class FederatedTask:
     def personal_keys(self) -> list[str]:
         return personal_keys(self.model.state_keys, self.cfg.federated.personal_parts)
 
-    def personal_path(self, pid: int):
-        from pathlib import Path
-
+    def personal_path(self, pid: int) -> Path:
         if not self.cfg.federated.state_dir:
             raise FederationError("`federated.personal_parts` needs `federated.state_dir` (run_federated sets <run>/clients).")
         return Path(self.cfg.federated.state_dir) / f"client_{pid:04d}" / "personal.safetensors"
@@ -110,40 +113,54 @@ class FederatedTask:
 
     # ------------------------------------------------------------ client work
     def train_client(self, state: dict, pid: int, server_round: int, proximal_mu: float = 0.0) -> tuple[State, dict, int]:
-        """Local epochs on client ``pid`` from the global ``state``; returns (state, metrics, n)."""
+        """One round on client ``pid`` from the global ``state``: every federated option (faults,
+        personal parts, FedProx) is applied here, around :meth:`local_round`, which a subclass
+        (a continual client) overrides; returns (state, metrics, windows trained on)."""
         faults = self.cfg.federated.faults
-        faulty = pid in faults.clients and (not faults.rounds or server_round in faults.rounds)
-        if faulty and faults.mode == "raise":
+        fault = faults.mode if pid in faults.clients and (not faults.rounds or server_round in faults.rounds) else None
+        if fault == "raise":
             raise InjectedFault(f"injected fault: client {pid} fails in round {server_round}")
-        train, _ = self.client_data(pid)
         with self._lock:  # one model per process; virtual clients in a process take turns
             model = self.model
             model.load_trainable_state(self._with_personal(state, pid), where=f"global state (round {server_round})")
-            penalties = []
-            if proximal_mu > 0:
-                anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-                def proximal(m: torch.nn.Module) -> torch.Tensor:
-                    return 0.5 * proximal_mu * sum(((p - anchor[n]) ** 2).sum() for n, p in m.named_parameters() if n in anchor)
-
-                penalties.append(proximal)
-            tcfg = self.cfg.train
-            local_cfg = type(tcfg)(**{**tcfg.__dict__, "epochs": self.cfg.federated.local_epochs, "progress": False})
-            history = fit(model, train, local_cfg, seed=derive_seed(self.cfg.seed, pid, server_round),
-                          penalties=penalties, desc=f"client {pid}")
+            metrics, n = self.local_round(model, pid, server_round, proximal_mu)
             new_state = model.trainable_state()
         if self.personal_keys:
             # The personal parts stay on the client; the reply carries the global values back unchanged.
             save_personal(self.personal_path(pid), {k: new_state[k] for k in self.personal_keys})
             for k in self.personal_keys:
                 new_state[k] = torch.as_tensor(np.asarray(state[k])).clone()
-        if faulty and faults.mode == "nan":
-            first = next(iter(new_state))
+        first = next(iter(new_state))
+        if fault == "nan":
             new_state[first] = torch.full_like(new_state[first], float("nan"))
-        elif faulty and faults.mode == "shape":
-            first = next(iter(new_state))
+        elif fault == "shape":
             new_state[first] = torch.zeros(*new_state[first].shape, 2)
-        return new_state, {"train_loss": history[-1]["train_loss"]}, len(train)
+        return new_state, metrics, n
+
+    def local_round(self, model: HARModel, pid: int, server_round: int, proximal_mu: float) -> tuple[dict, int]:
+        """Train the loaded ``model`` on the client's windows; returns (metrics, windows)."""
+        train, _ = self.client_data(pid)
+        history = self.fit_local(model, train, pid, server_round, proximal_mu)
+        return {"train_loss": history[-1]["train_loss"]}, len(train)
+
+    @cached_property
+    def local_cfg(self) -> TrainConfig:
+        """``train`` with ``federated.local_epochs`` epochs and no progress bars: one round's training."""
+        return replace(self.cfg.train, epochs=self.cfg.federated.local_epochs, progress=False)
+
+    def fit_local(self, model: HARModel, train: WindowDataset, pid: int, server_round: int, proximal_mu: float,
+                  penalties: Sequence[Penalty] = ()) -> list[dict]:
+        """:func:`fit` with the round's seed, plus FedProx's proximal term when ``proximal_mu > 0``."""
+        penalties = list(penalties)
+        if proximal_mu > 0:
+            anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+            def proximal(m: torch.nn.Module) -> torch.Tensor:
+                return 0.5 * proximal_mu * sum(((p - anchor[n]) ** 2).sum() for n, p in m.named_parameters() if n in anchor)
+
+            penalties.append(proximal)
+        return fit(model, train, self.local_cfg, seed=derive_seed(self.cfg.seed, pid, server_round),
+                   penalties=penalties, desc=f"client {pid}")
 
     def evaluate_state(self, state: dict, data: WindowDataset, where: str = "state") -> dict:
         with self._lock:
@@ -164,22 +181,25 @@ _TASKS: dict[str, FederatedTask] = {}
 _TASKS_LOCK = threading.Lock()
 
 
-def config_key(cfg: ExperimentConfig) -> str:
-    return hashlib.sha256(yaml.safe_dump(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
+def task_class(name: str) -> type[FederatedTask]:
+    """The task named by ``federated.task``: ``default``, or one another package declares in the
+    ``fedhar.tasks`` entry-point group (``continual``), so that the federated layer knows no
+    higher layer and Ray workers and SuperNodes, which import only the client app, find it too."""
+    found = {ep.name: ep for ep in entry_points(group=TASK_GROUP)}
+    if name != "default" and name not in found:
+        raise ConfigError(f"Unknown federated task `{name}` (in `federated.task`). "
+                          f"Valid choices: {', '.join(sorted({'default', *found}))}.")
+    return FederatedTask if name == "default" else found[name].load()
 
 
 def get_task(cfg: ExperimentConfig) -> FederatedTask:
     """The process-wide task for ``cfg`` (data and backbone loaded once per worker process)."""
-    key = config_key(cfg)
+    key = hashlib.sha256(yaml.safe_dump(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()
     with _TASKS_LOCK:
         if key not in _TASKS:
+            cls = task_class(cfg.federated.task)
             _TASKS.clear()  # a worker serves one run at a time; free the previous backbone
-            if cfg.continual.mode == "federated":
-                from fedhar.continual.federated import ContinualFederatedTask
-
-                _TASKS[key] = ContinualFederatedTask(cfg)
-            else:
-                _TASKS[key] = FederatedTask(cfg)
+            _TASKS[key] = cls(cfg)
         return _TASKS[key]
 
 

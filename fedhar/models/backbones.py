@@ -15,7 +15,8 @@ from torch import nn
 
 from fedhar.exceptions import ModelError
 from fedhar.models.config import BackboneConfig
-from fedhar.models.hub import EMBEDDED, resolve_pretrained
+from fedhar.models.quantize import quantize_linears
+from fedhar.hub import EMBEDDED, resolve_pretrained
 from fedhar.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -23,13 +24,8 @@ log = logging.getLogger(__name__)
 BACKBONES: Registry[Callable[[BackboneConfig, int], "Backbone"]] = Registry("backbone")
 
 # LoRA targets per architecture (peft's own defaults adapt only q/v for Llama).
-LORA_TARGETS = {
-    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
-    "gpt2": ["c_attn"],
-}
+LORA_TARGETS = {**dict.fromkeys(("llama", "qwen2", "qwen3", "mistral"), ["q_proj", "k_proj", "v_proj", "o_proj"]),
+                "gpt2": ["c_attn"]}
 
 
 class Backbone(nn.Module):
@@ -37,7 +33,6 @@ class Backbone(nn.Module):
 
     hidden_size: int
     embedding_norm: float | None = None
-    is_llm: bool = False
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -76,8 +71,6 @@ class TransformerBackbone(Backbone):
 class HFBackbone(Backbone):
     """A frozen Hugging Face decoder fed with ``inputs_embeds``, optionally adapted with LoRA."""
 
-    is_llm = True
-
     def __init__(self, base: nn.Module, cfg: BackboneConfig) -> None:
         super().__init__()
         self.hidden_size = int(base.config.hidden_size)
@@ -90,8 +83,6 @@ class HFBackbone(Backbone):
         base.get_input_embeddings().weight.requires_grad_(False)  # fed inputs_embeds: never used
         self.model_type = getattr(base.config, "model_type", "unknown")
         if cfg.quantize:
-            from fedhar.models.quantize import quantize_linears
-
             self.quantized_layers = quantize_linears(base, cfg.quantize)
         if cfg.lora.enabled:
             from peft import LoraConfig, get_peft_model
@@ -155,8 +146,6 @@ class MAEBackbone(Backbone):
         self.full_finetune = cfg.full_finetune
         self.encoder.eval()
         if cfg.quantize:
-            from fedhar.models.quantize import quantize_linears
-
             self.quantized_layers = quantize_linears(self.encoder, cfg.quantize)
         if cfg.lora.enabled:
             from peft import LoraConfig, inject_adapter_in_model
@@ -191,7 +180,8 @@ class MAEBackbone(Backbone):
         return self.encoder(tokens)
 
 
-def _truncate(model: nn.Module, layers: int | None) -> None:
+def truncate_blocks(model: nn.Module, layers: int | None) -> None:
+    """Keep the first ``layers`` decoder blocks of an HF model, in place (None: all)."""
     if layers is None:
         return
     blocks = getattr(model, "layers", None) or getattr(model, "h", None)
@@ -235,7 +225,7 @@ def load_base(cfg: BackboneConfig, seed: int = 0) -> nn.Module:
         except (OSError, ValueError) as exc:
             hint = "" if cfg.name in EMBEDDED else " Is it a local folder with config.json, or a hub id with the hub reachable?"
             raise ModelError(f"Could not load backbone `{cfg.name}`: {str(exc).splitlines()[0]}.{hint}") from None
-    _truncate(model, cfg.layers)
+    truncate_blocks(model, cfg.layers)
     model.eval()
     return model
 

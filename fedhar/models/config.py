@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from fedhar.exceptions import ConfigError
 
-PARTS = ("frontend", "lora", "head", "backbone")
+Part = Literal["frontend", "lora", "head", "backbone"]
+PARTS: tuple[str, ...] = get_args(Part)
 """Trainable parts of a HAR model: ``lora`` is an LLM's adapters, ``backbone`` a from-scratch backbone."""
 
 
@@ -63,7 +65,7 @@ class BackboneConfig:
     pretrained: bool = field(default=True, metadata={"help": "false: same architecture with random weights (ablation)."})
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings."})
     full_finetune: bool = field(default=False, metadata={"help": "Train every weight of an LLM backbone (no LoRA): the full fine-tuning comparison."})
-    quantize: int | None = field(default=None, metadata={"help": "QLoRA: store the frozen backbone's linear layers in 4 bit (NF4) or 8 bit (int8) with bitsandbytes; null: fp32."})
+    quantize: Literal[4, 8] | None = field(default=None, metadata={"help": "QLoRA: store the frozen backbone's linear layers in 4 bit (NF4) or 8 bit (int8) with bitsandbytes; null: fp32."})
     d_model: int = field(default=128, metadata={"help": "Width of the from-scratch `transformer` baseline."})
     heads: int = field(default=4, metadata={"help": "Attention heads of the `transformer` baseline."})
     trees: int = field(default=300, metadata={"help": "Trees of the `classical` random forest."})
@@ -73,8 +75,6 @@ class BackboneConfig:
             raise ConfigError(f"`model.backbone.layers` must be positive or null; got {self.layers}.")
         if not self.name:
             raise ConfigError("`model.backbone.name` must not be empty.")
-        if self.quantize is not None and self.quantize not in (4, 8):
-            raise ConfigError(f"`model.backbone.quantize` must be 4, 8 or null; got {self.quantize}.")
         if self.quantize is not None and self.full_finetune:
             raise ConfigError("`model.backbone.quantize` freezes the backbone in low precision; it cannot be combined "
                               "with `model.backbone.full_finetune`.")
@@ -87,17 +87,13 @@ class BackboneConfig:
 class HeadConfig:
     """Pooling over tokens plus a linear classifier."""
 
-    pooling: str = field(default="mean", metadata={"help": "mean or last (the last token; for text windows the last text token, which a causal LLM lets see the whole window)."})
+    pooling: Literal["mean", "last"] = field(default="mean", metadata={"help": "mean or last (the last token; for text windows the last text token, which a causal LLM lets see the whole window)."})
     dropout: float = field(default=0.1, metadata={"help": "Dropout before the classifier."})
-
-    def __post_init__(self) -> None:
-        if self.pooling not in ("mean", "last"):
-            raise ConfigError(f"`model.head.pooling` must be `mean` or `last`; got {self.pooling!r}.")
 
 
 @dataclass
 class TextModelConfig:
-    """Text windows (token ids, :mod:`fedhar.text`): how the LLM's token embedding is kept."""
+    """Text windows (token ids, :mod:`fedhar.data.smarthome`): how the LLM's token embedding is kept."""
 
     trim_vocab: bool = field(default=False, metadata={"help": "Keep only the embedding rows of tokens seen in the training texts (others map to one unknown row): a home's texts use a few hundred of the 49k tokens, so a small student's parameters are mostly its blocks."})
 
@@ -108,3 +104,37 @@ class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     text: TextModelConfig = field(default_factory=TextModelConfig)
+
+
+@dataclass
+class MAEConfig:
+    """Shape of the masked autoencoder (the ``pretrain.mae`` section)."""
+
+    patch: int = field(default=8, metadata={"help": "Samples per patch (each patch covers every channel)."})
+    width: int = field(default=128, metadata={"help": "Encoder width."})
+    depth: int = field(default=6, metadata={"help": "Encoder blocks."})
+    heads: int = field(default=4, metadata={"help": "Attention heads."})
+    mlp_ratio: int = field(default=4, metadata={"help": "Feed-forward width / model width."})
+    mask_ratio: float = field(default=0.75, metadata={"help": "Share of patches hidden from the encoder."})
+    decoder_width: int = field(default=64, metadata={"help": "Decoder width."})
+    decoder_depth: int = field(default=2, metadata={"help": "Decoder blocks."})
+
+    def __post_init__(self) -> None:
+        for key in ("patch", "width", "depth", "heads", "mlp_ratio", "decoder_width", "decoder_depth"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"`pretrain.mae.{key}` must be at least 1; got {getattr(self, key)}.")
+        if self.width % self.heads or self.decoder_width % self.heads:
+            raise ConfigError(f"`pretrain.mae.width` ({self.width}) and `decoder_width` ({self.decoder_width}) must be "
+                              f"multiples of `heads` ({self.heads}).")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"`pretrain.mae.mask_ratio` must be in (0, 1); got {self.mask_ratio}.")
+
+
+def check_variants(variants: list[dict], where: str, keys: tuple[str, ...] = ("label", "backbone")) -> None:
+    """Baseline variants of a study: ``{label, backbone: {model.backbone overrides}}`` (and ``keys``)."""
+    for i, v in enumerate(variants):
+        if not isinstance(v, dict) or not v.get("label") or not isinstance(v.get("backbone", {}), dict):
+            raise ConfigError(f"`{where}[{i}]` must be {{label: ..., backbone: {{...}}}}; got {v!r}.")
+        unknown = sorted(set(v) - set(keys))
+        if unknown:
+            raise ConfigError(f"`{where}[{i}]`: unknown key `{unknown[0]}`; valid: {', '.join(keys)}.")

@@ -72,8 +72,6 @@ class ConvFrontend(nn.Module):
         # Per-token L2 norm after LayerNorm is ~sqrt(d); rescale to the backbone's embedding norm.
         scale = embedding_norm / math.sqrt(d_model) if (cfg.scale_to_embedding_norm and embedding_norm) else 1.0
         self.register_buffer("scale", torch.tensor(float(scale)))
-        self.tokens = cfg.tokens
-        self.window_length = window_length
 
     def presence(self, raw: torch.Tensor) -> torch.Tensor:
         """``[B, S]`` bool: which sensors carry signal in each raw (un-normalised) window."""

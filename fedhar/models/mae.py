@@ -10,7 +10,7 @@ with LoRA on every attention projection (``q``, ``k``, ``v``, ``o``) and both fe
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -18,35 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fedhar.exceptions import ConfigError, ModelError
+from fedhar.exceptions import ModelError
+from fedhar.models.config import MAEConfig
 
 CONFIG_FILE = "mae.json"
 WEIGHTS_FILE = "mae.safetensors"
 LORA_TARGETS = ["q", "k", "v", "o", "fc1", "fc2"]
-
-
-@dataclass
-class MAEConfig:
-    """Shape of the masked autoencoder (the ``pretrain.mae`` section)."""
-
-    patch: int = field(default=8, metadata={"help": "Samples per patch (each patch covers every channel)."})
-    width: int = field(default=128, metadata={"help": "Encoder width."})
-    depth: int = field(default=6, metadata={"help": "Encoder blocks."})
-    heads: int = field(default=4, metadata={"help": "Attention heads."})
-    mlp_ratio: int = field(default=4, metadata={"help": "Feed-forward width / model width."})
-    mask_ratio: float = field(default=0.75, metadata={"help": "Share of patches hidden from the encoder."})
-    decoder_width: int = field(default=64, metadata={"help": "Decoder width."})
-    decoder_depth: int = field(default=2, metadata={"help": "Decoder blocks."})
-
-    def __post_init__(self) -> None:
-        for key in ("patch", "width", "depth", "heads", "mlp_ratio", "decoder_width", "decoder_depth"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"`pretrain.mae.{key}` must be at least 1; got {getattr(self, key)}.")
-        if self.width % self.heads or self.decoder_width % self.heads:
-            raise ConfigError(f"`pretrain.mae.width` ({self.width}) and `decoder_width` ({self.decoder_width}) must be "
-                              f"multiples of `heads` ({self.heads}).")
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ConfigError(f"`pretrain.mae.mask_ratio` must be in (0, 1); got {self.mask_ratio}.")
 
 
 class Block(nn.Module):

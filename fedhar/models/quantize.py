@@ -10,8 +10,6 @@ not time, on CPU.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 from torch import nn
 
@@ -20,17 +18,12 @@ from fedhar.exceptions import ModelError
 BITS = (4, 8)
 
 
-def _bnb():
+def quantize_linear(layer: nn.Linear, bits: int) -> nn.Module:
+    """A frozen bitsandbytes copy of ``layer``: NF4 with fp32 compute (4), or int8 (8)."""
     try:
         import bitsandbytes as bnb
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ModelError(f"`model.backbone.quantize` needs bitsandbytes ({exc}); pip install bitsandbytes.") from None
-    return bnb
-
-
-def quantize_linear(layer: nn.Linear, bits: int) -> nn.Module:
-    """A frozen bitsandbytes copy of ``layer``: NF4 with fp32 compute (4), or int8 (8)."""
-    bnb = _bnb()
     weight = layer.weight.data.detach().to(torch.float32).clone()
     if bits == 4:
         q = bnb.nn.Linear4bit(layer.in_features, layer.out_features, bias=layer.bias is not None,
@@ -51,11 +44,9 @@ def quantize_linear(layer: nn.Linear, bits: int) -> nn.Module:
     return q.to("cpu")  # bitsandbytes quantises on this move
 
 
-def quantize_linears(module: nn.Module, bits: int, skip: Iterable[str] = ()) -> int:
-    """Replace every ``nn.Linear`` inside ``module`` (but those named in ``skip``) in place;
-    returns how many were replaced."""
-    skip = set(skip)
-    targets = [(name, m) for name, m in module.named_modules() if type(m) is nn.Linear and name.rsplit(".", 1)[-1] not in skip]
+def quantize_linears(module: nn.Module, bits: int) -> int:
+    """Replace every ``nn.Linear`` inside ``module`` in place; returns how many were replaced."""
+    targets = [(name, m) for name, m in module.named_modules() if type(m) is nn.Linear]
     for name, layer in targets:
         parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
         setattr(parent, name.rsplit(".", 1)[-1], quantize_linear(layer, bits))

@@ -12,6 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, path: Path, title: str = "", **layout) -> None:
+    """Title the figure (when given), lay it out, write the PNG and free it."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(**layout)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def confusion_matrix_png(path: Path, matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str = "") -> None:
     m = np.asarray(matrix, dtype=float)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
@@ -25,9 +34,7 @@ def confusion_matrix_png(path: Path, matrix: Sequence[Sequence[int]], classes: S
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix (row-normalised colour, counts)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def curves_png(path: Path, rows: Sequence[Mapping], x: str, series: Mapping[str, Sequence[str]], title: str = "") -> None:
@@ -43,11 +50,7 @@ def curves_png(path: Path, rows: Sequence[Mapping], x: str, series: Mapping[str,
         ax.set_ylabel(panel)
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def matrices_png(path: Path, matrices: Mapping[str, Sequence[Sequence[float | None]]], names: Sequence[str],
@@ -73,10 +76,7 @@ def matrices_png(path: Path, matrices: Mapping[str, Sequence[Sequence[float | No
         ax.set_xlabel(f"{value} on phase", fontsize=8)
         ax.set_ylabel("after training on", fontsize=8)
         ax.set_title(label, fontsize=9)
-    fig.suptitle(title or f"R[i][j] ({value})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, title or f"R[i][j] ({value})")
 
 
 def timeline_png(path: Path, series: Mapping[str, Sequence[tuple[float, float]]], changes: Sequence[tuple[float, str]],
@@ -96,15 +96,10 @@ def timeline_png(path: Path, series: Mapping[str, Sequence[tuple[float, float]]]
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
-def budget_curves_png(path: Path, panels: Mapping[str, Mapping[str, Sequence[tuple[str, float]]]], title: str = "",
-                      ylabel: str = "macro-F1") -> None:
+def budget_curves_png(path: Path, panels: Mapping[str, Mapping[str, Sequence[tuple[str, float]]]], title: str = "") -> None:
     """One panel per held-out dataset: score against label budget (categorical x), one line per
     series ``"model (mode)"``: one colour per model, dashed for ``(head)`` and ``(target)``."""
     n = len(panels)
@@ -125,16 +120,12 @@ def budget_curves_png(path: Path, panels: Mapping[str, Mapping[str, Sequence[tup
         ax.set_title(f"held out: {panel}")
         ax.set_xlabel("labelled target windows")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].set_ylabel("macro-F1")
     handles, labels = axes[0][0].get_legend_handles_labels()
     ncol = max(1, min(len(labels), 2 * n))
     rows = -(-len(labels) // ncol)
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=ncol)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, title, rect=(0, 0.02 + 0.045 * rows, 1, 1))
 
 
 def gain_distribution_png(path: Path, gains: Mapping[str, Sequence[float]], title: str = "") -> None:
@@ -151,9 +142,7 @@ def gain_distribution_png(path: Path, gains: Mapping[str, Sequence[float]], titl
     ax.set_ylabel("macro-F1 gain over the global model")
     ax.set_title(title or "per-client personalisation gain")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def sweep_png(path: Path, rows: Sequence[Mapping], xlabel: str, log_x: bool = False, title: str = "") -> None:
@@ -172,11 +161,7 @@ def sweep_png(path: Path, rows: Sequence[Mapping], xlabel: str, log_x: bool = Fa
         ax.grid(alpha=0.3)
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def grouped_bars_png(path: Path, groups: Mapping[str, Mapping[str, float]], ylabel: str, title: str = "") -> None:
@@ -196,6 +181,4 @@ def grouped_bars_png(path: Path, groups: Mapping[str, Mapping[str, float]], ylab
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)

@@ -1,19 +1,30 @@
-"""Run folders: every run writes ``config.yaml``, ``results.json``, ``metrics.csv`` and plots."""
+"""Run folders: every run writes ``config.yaml``, ``results.json``, ``metrics.csv``, ``report.md`` and plots.
+
+:class:`RunFolder` is the one object that owns a run's folder for every study and for ``train`` /
+``simulate``: the resolved config and its hash, resume of finished cells (the saved config is the
+truth on resume), the result files, and the run's status (``running``, ``complete``, ``failed``).
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
 import math
 import os
+import shutil
 import subprocess
 import time
+import traceback
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
 import fedhar
+from fedhar.config import ExperimentConfig, config_to_dict, load_config
+from fedhar.exceptions import ConfigError
 
 
 def git_hash() -> str | None:
@@ -25,11 +36,9 @@ def git_hash() -> str | None:
         return None
 
 
-def prepare_run_dir(out: str | os.PathLike | None, name: str) -> Path:
-    """``out`` or ``runs/<name>-<timestamp>``, created."""
-    path = Path(out) if out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def run_path(out: str | os.PathLike | None, name: str) -> Path:
+    """``out``, or a new ``runs/<name>-<timestamp>`` when none is given."""
+    return Path(out) if out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _clean(obj: Any) -> Any:
@@ -69,3 +78,151 @@ def write_metrics_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in keys})
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested mappings."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return [k for key in dict.fromkeys([*a, *b]) for k in _diff(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """A short hash of the resolved config: two runs with the same hash ran the same experiment."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RunFolder:
+    """One run's folder.
+
+    Use :meth:`open`, which refuses to write into a folder that already holds a run unless
+    ``resume`` (continue it; a config that differs from the saved one is refused, naming the keys)
+    or ``force`` (start it anew). ``with folder:`` marks the run failed in ``results.json`` if the
+    body raises. ``results`` holds what a resumed run had already written; ``done``/``record``
+    keep finished cells so a resume skips them.
+    """
+
+    CONFIG = "config.yaml"
+    RESULTS = "results.json"
+
+    def __init__(self, path: Path, cfg: ExperimentConfig, results: dict | None = None, resumed: bool = False) -> None:
+        self.path = path
+        self.resumed = resumed
+        """True when this session continues a run (its finished work is in ``results`` and the folder)."""
+        self.hash = config_hash(cfg)
+        self.results: dict = results if results is not None else {}
+        self.started = time.perf_counter()
+        self.seconds_before = float(self.results.get("seconds", 0.0) or 0.0)
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def open(cls, cfg: ExperimentConfig, out: str | os.PathLike | None = None, resume: bool = False,
+             force: bool = False, kind: str | None = None) -> "RunFolder":
+        path = run_path(out, cfg.name)
+        saved = path / cls.CONFIG
+        if resume and force:
+            raise ConfigError("--resume and --force contradict each other: resume keeps the run, force discards it.")
+        results: dict = {}
+        if saved.exists() and not force:
+            if not resume:
+                raise ConfigError(f"{path} already holds a run ({cls.CONFIG} is there): pass --force to start it anew, "
+                                  f"--resume to continue it (studies and simulate), or choose another --out folder.")
+            differ = _diff(config_to_dict(load_config(saved)), config_to_dict(cfg))
+            if differ:
+                raise ConfigError(f"--resume {path}: the config differs from the run's saved {cls.CONFIG} in "
+                                  f"{', '.join(f'`{k}`' for k in differ)}; the saved config is the truth on resume, "
+                                  f"so drop the changes (or start a new run folder).")
+            res = path / cls.RESULTS
+            results = json.loads(res.read_text()) if res.exists() else {}
+        elif resume and not saved.exists():
+            raise ConfigError(f"--resume {path}: no {cls.CONFIG} there, so there is no run to continue.")
+        if force and saved.exists():  # only a folder that holds a run is wiped, never any --out folder
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        folder = cls(path, cfg, results, resumed=resume)
+        write_config(path, config_to_dict(cfg))
+        folder.results.update(name=cfg.name, seed=cfg.seed, config_hash=folder.hash, status="running",
+                              complete=False, **({"kind": kind} if kind else {}))
+        folder.results.pop("error", None)
+        folder.save()
+        return folder
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None:
+            self.fail(exc)
+        return False
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the run failed in ``results.json``; finished cells stay, so ``--resume`` goes on from them."""
+        self.results.update(status="failed", complete=False,
+                            error="".join(traceback.format_exception_only(type(exc), exc)).strip())
+        self.save()
+
+    def complete(self, **extra: Any) -> dict:
+        """Mark the run complete and save; returns the results with ``run_dir``."""
+        self.results.update(status="complete", complete=True, **extra)
+        self.save()
+        return {**self.results, "run_dir": str(self.path)}
+
+    # ------------------------------------------------------------------ cells
+    @property
+    def seconds(self) -> float:
+        """Wall time over every session of this run (resumes add up)."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def done(self, *key: str) -> bool:
+        return "/".join(map(str, key)) in self.results.get("cells", {})
+
+    def cell(self, *key: str) -> Any:
+        return self.results.get("cells", {}).get("/".join(map(str, key)))
+
+    def record(self, *key: str, value: Any = True) -> None:
+        """Store a finished cell and save at once, so a crash after this line loses nothing."""
+        self.results.setdefault("cells", {})["/".join(map(str, key))] = value
+        self.save()
+
+    # ------------------------------------------------------------------ files
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def save(self) -> None:
+        self.results["seconds"] = self.seconds
+        write_json(self.path / self.RESULTS, self.results)
+
+    def write_metrics(self, rows: Iterable[Mapping[str, Any]], name: str = "metrics.csv") -> None:
+        write_metrics_csv(self.path / name, rows)
+
+    def write_report(self, text: str, name: str = "report.md") -> None:
+        (self.path / name).write_text(text)
+
+    def plot(self, name: str, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Path | None:
+        """``draw(path, *args, **kwargs)`` (every ``*_png`` in :mod:`fedhar.reporting.plots`) into the
+        folder; a plot that fails is logged, never fatal."""
+        path = self.path / name
+        try:
+            draw(path, *args, **kwargs)
+        except Exception as exc:  # a broken plot must not lose a finished study
+            logging.getLogger(__name__).warning("plot %s failed: %s", name, exc)
+            return None
+        return path
+
+
+def resolve_config(config: str | None, overrides: Iterable[str], out: str | None, resume: bool) -> ExperimentConfig:
+    """The config a command runs: on ``--resume`` the run folder's saved config, unless a config or
+    ``--set`` is also given (then it must resolve to the same config, which :meth:`RunFolder.open` checks)."""
+    overrides = list(overrides)
+    if resume:
+        if not out:
+            raise ConfigError("--resume needs --out RUN_DIR: the folder of the run to continue.")
+        saved = Path(out) / RunFolder.CONFIG
+        if not saved.exists():
+            raise ConfigError(f"--resume {out}: no {RunFolder.CONFIG} there, so there is no run to continue.")
+        if config is None:
+            return load_config(saved, overrides)
+    if config is None:
+        raise ConfigError("a config file is needed, except with --resume (which runs the run folder's saved config.yaml).")
+    return load_config(config, overrides)

@@ -1,7 +1,9 @@
 """One training loop (fit/evaluate) used by central, federated-client and continual training."""
 
-from fedhar.training.config import TrainConfig
-from fedhar.training.loop import evaluate, fit, predict_logits, seed_everything
-from fedhar.training.metrics import classification_metrics
+from fedhar.registry import lazy_exports
 
-__all__ = ["TrainConfig", "evaluate", "fit", "predict_logits", "seed_everything", "classification_metrics"]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "fedhar.training.config": "TrainConfig",
+    "fedhar.training.loop": "evaluate fit predict_logits seed_everything",
+    "fedhar.training.metrics": "classification_metrics",
+})

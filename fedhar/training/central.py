@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
-from fedhar.config import ExperimentConfig, config_to_dict
-from fedhar.data.build import load_splits
+from fedhar.config import ExperimentConfig
+from fedhar.data.sources import load_splits
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.splits import fit_channel_stats
 from fedhar.models import NON_NEURAL, ClassicalModel, build_model
 from fedhar.models.checkpoint import save_model
 from fedhar.models.har_model import HARModel
-from fedhar.reporting import confusion_matrix_png, curves_png, prepare_run_dir, write_config, write_json, write_metrics_csv
+from fedhar.reporting import RunFolder, confusion_matrix_png, curves_png
 from fedhar.training.loop import evaluate, fit
 from fedhar.training.metrics import classification_metrics
 
@@ -59,11 +58,8 @@ def train_and_evaluate(cfg: ExperimentConfig, train: WindowDataset, test: Window
     return model, history, evaluate(model, test, cfg.train)
 
 
-def run_central(cfg: ExperimentConfig, out: str | Path | None = None) -> dict:
-    """Train, evaluate and write the run folder; returns the ``results.json`` payload."""
-    t_start = time.perf_counter()
-    run_dir = prepare_run_dir(out, cfg.name)
-    write_config(run_dir, config_to_dict(cfg))
+def run_central(cfg: ExperimentConfig, folder: RunFolder) -> dict:
+    """The ``train`` study (``fedhar train``): train, evaluate and write the run folder; returns the results."""
     train, test = load_splits(cfg.data, cfg.seed)
     log.info("train: %d windows, test: %d windows, %d classes, channels %s",
              len(train), len(test), train.num_classes, ",".join(train.channels))
@@ -71,7 +67,7 @@ def run_central(cfg: ExperimentConfig, out: str | Path | None = None) -> dict:
 
     def on_epoch(row: dict) -> None:
         rows.append(row)
-        write_metrics_csv(run_dir / "metrics.csv", rows)
+        folder.write_metrics(rows)
         msg = f"epoch {row['epoch']}: train_loss {row['train_loss']:.4f}"
         if "macro_f1" in row:
             msg += f"  test acc {row['accuracy']:.4f}  macro-F1 {row['macro_f1']:.4f}"
@@ -79,26 +75,16 @@ def run_central(cfg: ExperimentConfig, out: str | Path | None = None) -> dict:
 
     model, history, metrics = train_and_evaluate(cfg, train, test, on_epoch)
     if isinstance(model, HARModel):
-        save_model(model, run_dir / "model")
-    write_metrics_csv(run_dir / "metrics.csv", history)
-    results = {
-        "kind": "central",
-        "name": cfg.name,
-        "seed": cfg.seed,
-        "final": {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "loss": metrics.get("loss")},
-        "model": model_info(model),
-        "data": {"train": _brief(train), "test": _brief(test)},
-        "confusion_matrix": {"classes": list(test.classes), "matrix": metrics["confusion"]},
-        "history": history,
-        "seconds": time.perf_counter() - t_start,
-    }
-    write_json(run_dir / "results.json", results)
-    confusion_matrix_png(run_dir / "confusion_matrix.png", metrics["confusion"], test.classes,
-                         f"{cfg.name}: macro-F1 {metrics['macro_f1']:.3f}")
-    curves_png(run_dir / "learning_curve.png", history, "epoch",
-               {"loss": ["train_loss", "test_loss"], "score": ["accuracy", "macro_f1"]}, cfg.name)
-    results["run_dir"] = str(run_dir)
-    return results
+        save_model(model, folder.file("model"))
+    folder.write_metrics(history)
+    folder.plot("confusion_matrix.png", confusion_matrix_png, metrics["confusion"], test.classes,
+                f"{cfg.name}: macro-F1 {metrics['macro_f1']:.3f}")
+    folder.plot("learning_curve.png", curves_png, history, "epoch",
+                {"loss": ["train_loss", "test_loss"], "score": ["accuracy", "macro_f1"]}, cfg.name)
+    return folder.complete(
+        final={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "loss": metrics.get("loss")},
+        model=model_info(model), data={"train": _brief(train), "test": _brief(test)},
+        confusion_matrix={"classes": list(test.classes), "matrix": metrics["confusion"]}, history=history)
 
 
 def _brief(ds: WindowDataset) -> dict:

@@ -1,6 +1,7 @@
 """The one training loop: central runs, Flower clients and continual strategies all call it.
 
-Extension points are arguments, not subclasses: ``penalties`` add terms to the loss (FedProx's
+Extension points are arguments, not subclasses: ``objective`` is the batch loss (cross-entropy,
+or distillation's KD loss from :mod:`fedhar.distill`), ``penalties`` add terms to it (FedProx's
 proximal term, EWC), ``on_epoch`` sees each epoch's metrics.
 """
 
@@ -21,12 +22,17 @@ from fedhar.data.vocab import MASK_KEY
 from fedhar.training.config import TrainConfig
 from fedhar.training.metrics import classification_metrics
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fedhar.distill import DistillConfig
-
 Penalty = Callable[[nn.Module], torch.Tensor]
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+"""``objective(logits, labels, index, class_weight) -> loss`` for one batch: ``logits`` are already
+label-masked; ``index`` holds the batch's rows in the training set, to look up per-window targets
+(a teacher's logits); ``class_weight`` is set when ``train.class_weights`` is on."""
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, index: torch.Tensor,
+                  class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The default objective: cross-entropy on the hard labels."""
+    return nn.functional.cross_entropy(logits, labels, weight=class_weight)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -42,7 +48,8 @@ def autocast(precision: str) -> contextlib.AbstractContextManager:
     return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
 
-def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate factor per step: linear warmup, then ``cfg.schedule`` (shared with pretraining)."""
     warmup = int(cfg.warmup_fraction * total_steps)
 
     def f(step: int) -> float:
@@ -131,8 +138,7 @@ def fit(
     penalties: Iterable[Penalty] = (),
     on_epoch: Callable[[dict], bool | None] | None = None,
     desc: str = "train",
-    soft_targets: np.ndarray | None = None,
-    distill: "DistillConfig | None" = None,
+    objective: Objective = cross_entropy,
 ) -> list[dict]:
     """Train ``model`` in place on ``train``; returns one metrics dict per epoch.
 
@@ -149,9 +155,8 @@ def fit(
     once and the head trains on them. Both paths consume the same random numbers (batch order,
     head dropout) and so give the same result; the cache only removes repeated forward passes.
 
-    Distillation: ``soft_targets`` are a teacher's logits ``(N, K)`` for the training windows
-    (computed once, see :class:`fedhar.distill.TeacherLogitCache`), and the loss becomes
-    :func:`fedhar.distill.kd_loss` with ``distill``'s temperature and weight.
+    ``objective`` is the batch loss (see :data:`Objective`); distillation passes
+    :func:`fedhar.distill.kd_objective` over a teacher's cached logits.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -161,22 +166,13 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch * cfg.epochs))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
     weight = _class_weights(train.y, model.head.classifier.out_features) if cfg.class_weights else None
     X = torch.from_numpy(np.ascontiguousarray(train.X))
     y = torch.from_numpy(train.y)
     mask = label_mask_of(train)
     mask = torch.from_numpy(mask) if mask is not None else None
     penalties = list(penalties)
-    if soft_targets is not None:
-        from fedhar.distill import DistillConfig, kd_loss
-
-        distill = distill or DistillConfig()
-        soft_targets = np.asarray(soft_targets, dtype=np.float32)
-        if soft_targets.shape != (len(train), model.head.classifier.out_features):
-            raise ValueError(f"`soft_targets` must have shape ({len(train)}, {model.head.classifier.out_features}) "
-                             f"(one teacher logit row per training window); got {soft_targets.shape}.")
-        soft = torch.from_numpy(soft_targets)
     head_only = set(cfg.trainable) == {"head"} and hasattr(model, "features")
 
     def set_modes() -> None:
@@ -200,11 +196,7 @@ def fit(
             with autocast(cfg.precision):
                 logits = model.head.classify(feats[idx]) if feats is not None else model(X[idx])
             logits = apply_label_mask(logits.float(), mask[idx] if mask is not None else None)
-            if soft_targets is not None:
-                teacher = apply_label_mask(soft[idx], mask[idx] if mask is not None else None)
-                loss = kd_loss(logits, teacher, y[idx], distill, weight=weight)
-            else:
-                loss = nn.functional.cross_entropy(logits, y[idx], weight=weight)
+            loss = objective(logits, y[idx], idx, weight)
             for penalty in penalties:
                 loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)

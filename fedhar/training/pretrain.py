@@ -10,42 +10,16 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fedhar.exceptions import ConfigError
-from fedhar.models.mae import MAEConfig, MaskedAutoencoder
-from fedhar.training.config import TrainConfig
-from fedhar.training.loop import _lr_lambda, autocast, seed_everything
+from fedhar.models.mae import MaskedAutoencoder
+from fedhar.training.config import PretrainConfig, TrainConfig
+from fedhar.training.loop import autocast, lr_lambda, seed_everything
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PretrainConfig:
-    """The ``pretrain:`` section: the autoencoder's shape and how long to train it."""
-
-    mae: MAEConfig = field(default_factory=MAEConfig)
-    epochs: int = field(default=100, metadata={"help": "Passes over the unlabelled training windows."})
-    batch_size: int = field(default=64, metadata={"help": "Batch size."})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (cosine schedule with warmup)."})
-    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
-    warmup_fraction: float = field(default=0.05, metadata={"help": "Share of steps of linear warmup."})
-    precision: str = field(default="fp32", metadata={"help": "bf16 (CPU autocast) or fp32."})
-    eval_every: int = field(default=10, metadata={"help": "Reconstruction loss on the test windows every N epochs."})
-
-    def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "eval_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"`pretrain.{key}` must be at least 1; got {getattr(self, key)}.")
-        if self.lr <= 0:
-            raise ConfigError(f"`pretrain.lr` must be positive; got {self.lr}.")
-        if self.precision not in ("bf16", "fp32"):
-            raise ConfigError(f"`pretrain.precision` must be bf16 or fp32; got {self.precision!r}.")
 
 
 @torch.no_grad()
@@ -71,7 +45,7 @@ def pretrain_mae(X: np.ndarray, channels, cfg: PretrainConfig, seed: int = 0, X_
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = max(1, math.ceil(len(X) / cfg.batch_size))
     tcfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, warmup_fraction=cfg.warmup_fraction)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(tcfg, steps * cfg.epochs))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(tcfg, steps * cfg.epochs))
     Xt = torch.from_numpy(np.ascontiguousarray(X))
     history = []
     model.train()
@@ -98,41 +72,33 @@ def pretrain_mae(X: np.ndarray, channels, cfg: PretrainConfig, seed: int = 0, X_
     return model, history
 
 
-def run_pretrain(cfg, out: str | Path | None = None) -> dict:
-    """``fedhar pretrain``: the training side of ``cfg.data`` without labels -> an MAE folder that
-    ``model.backbone.name`` can name. The label budget is ignored: pretraining uses every training
-    window, and never the test side."""
-    from fedhar.config import config_to_dict
-    from fedhar.data.build import load_splits
+def run_pretrain(cfg, folder) -> dict:
+    """The ``pretrain`` study (``fedhar pretrain``): the training side of ``cfg.data`` without labels
+    -> an MAE folder (the run folder) that ``model.backbone.name`` can name. The label budget is
+    ignored: pretraining uses every training window, and never the test side."""
+    from fedhar.data.sources import load_splits
     from fedhar.data.splits import apply_channel_stats, fit_channel_stats
-    from fedhar.reporting import curves_png, prepare_run_dir, write_config, write_json, write_metrics_csv
+    from fedhar.reporting import curves_png
 
-    run_dir = prepare_run_dir(out, cfg.name)
-    write_config(run_dir, config_to_dict(cfg))
     data_cfg = dataclasses.replace(cfg.data, label_budget_k=None, label_budget_fraction=None, label_budget_balanced=False)
     train, test = load_splits(data_cfg, cfg.seed)
     mean, std = fit_channel_stats(train)
     X, X_test = apply_channel_stats(train, mean, std).X, apply_channel_stats(test, mean, std).X
     log.info("pretraining on %d unlabelled windows (%s), %d held out for the reconstruction loss",
              len(train), ",".join(train.channels), len(test))
-    t0 = time.perf_counter()
     rows: list[dict] = []
 
     def on_epoch(row: dict) -> None:
         rows.append(row)
-        write_metrics_csv(run_dir / "metrics.csv", rows)
+        folder.write_metrics(rows)
         if "test_loss" in row:
             log.info("epoch %d: train %.4f  test %.4f", row["epoch"], row["train_loss"], row["test_loss"])
 
     model, history = pretrain_mae(X, train.channels, cfg.pretrain, cfg.seed, X_test, on_epoch)
-    model.save(run_dir, extra={"mean": mean.tolist(), "std": std.tolist(), "rate_hz": train.rate_hz,
-                               "windows": len(train), "source": cfg.data.source})
-    results = {"kind": "pretrain", "name": cfg.name, "seed": cfg.seed, "windows": len(train),
-               "final": {"train_loss": history[-1]["train_loss"], "test_loss": history[-1].get("test_loss")},
-               "parameters": int(sum(p.numel() for p in model.parameters())),
-               "encoder_parameters": int(sum(p.numel() for p in model.encoder.parameters())),
-               "history": history, "seconds": time.perf_counter() - t0}
-    write_json(run_dir / "results.json", results)
-    curves_png(run_dir / "loss_curve.png", history, "epoch", {"masked-patch MSE": ["train_loss", "test_loss"]}, cfg.name)
-    results["run_dir"] = str(run_dir)
-    return results
+    model.save(folder.path, extra={"mean": mean.tolist(), "std": std.tolist(), "rate_hz": train.rate_hz,
+                                   "windows": len(train), "source": cfg.data.source})
+    folder.plot("loss_curve.png", curves_png, history, "epoch", {"masked-patch MSE": ["train_loss", "test_loss"]}, cfg.name)
+    return folder.complete(windows=len(train), history=history,
+                           final={"train_loss": history[-1]["train_loss"], "test_loss": history[-1].get("test_loss")},
+                           parameters=int(sum(p.numel() for p in model.parameters())),
+                           encoder_parameters=int(sum(p.numel() for p in model.encoder.parameters())))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from fedhar.data.dataset import WindowDataset
@@ -25,13 +26,9 @@ class Budget:
 def parse_budget(spec: object, where: str = "budget") -> Budget:
     """``"k5"`` / ``"5-shot"`` -> 5 per class; ``"10%"`` or ``0.1`` -> a fraction."""
     text = str(spec).strip().lower()
-    try:
-        if text.startswith("k"):
-            k = int(text[1:])
-            if k >= 1:
-                return Budget(f"k={k}", k_per_class=k)
-        elif text.endswith("-shot"):
-            k = int(text[:-5])
+    with contextlib.suppress(ValueError):  # not a number where one belongs: refused below
+        if text.startswith("k") or text.endswith("-shot"):
+            k = int(text[1:] if text.startswith("k") else text[:-5])
             if k >= 1:
                 return Budget(f"k={k}", k_per_class=k)
         elif text.endswith("%"):
@@ -40,6 +37,4 @@ def parse_budget(spec: object, where: str = "budget") -> Budget:
                 return Budget(f"{float(text[:-1]):g}%", fraction=f)
         elif isinstance(spec, float) and 0 < spec <= 1:
             return Budget(f"{spec * 100:g}%", fraction=float(spec))
-    except ValueError:
-        pass
     raise ConfigError(f"`{where}`: {spec!r} is not a label budget; use kN (N windows per class, e.g. k5) or N% (e.g. 10%).")

@@ -16,7 +16,6 @@ budget alone, or on both.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import re
@@ -25,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fedhar.config import ExperimentConfig, build_config, config_to_dict, load_config
+from fedhar.config import ExperimentConfig, derive
+from fedhar.data.config import DataConfig
 from fedhar.data.dataset import WindowDataset, concat
 from fedhar.data.pool import PreparedDataset, load_prepared, pool, save_npz
 from fedhar.data.vocab import with_label_mask
 from fedhar.exceptions import ConfigError
 from fedhar.models import ClassicalModel
-from fedhar.reporting import prepare_run_dir, write_config
+from fedhar.reporting import RunFolder
+from fedhar.schema import to_mapping
 from fedhar.training.loop import apply_label_mask, evaluate
 from fedhar.training.metrics import classification_metrics
 from fedhar.transfer.adapt import adapt
@@ -48,23 +49,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def variant_configs(cfg: ExperimentConfig, variants: list[dict], main_label: str) -> list[tuple[str, ExperimentConfig]]:
-    """The configured model first, then each variant (backbone overrides on a copy)."""
-    out = [(main_label, cfg)]
-    base = config_to_dict(cfg)
-    for v in variants:
-        tree = copy.deepcopy(base)
-        tree["model"]["backbone"].update(v.get("backbone", {}))
-        out.append((str(v["label"]), build_config(tree, source=f"variants[{v['label']}]")))
-    return out
-
-
 def fold_config(vcfg: ExperimentConfig, pool_path: Path, name: str) -> ExperimentConfig:
     """``vcfg`` training federated on the pool file (its test sides are the in-domain test set)."""
-    tree = config_to_dict(vcfg)
-    tree["name"] = name
-    tree["data"] = {"source": str(pool_path.resolve()), "format": "npz", "split": "official", "canonical_labels": False}
-    return build_config(tree, source=name)
+    data = {**to_mapping(DataConfig()), "source": str(pool_path.resolve()), "format": "npz", "split": "official",
+            "canonical_labels": False}
+    return derive(vcfg, {"name": name, "data": data}, source=name)
 
 
 def train_federated(fcfg: ExperimentConfig, fed_dir: Path) -> dict:
@@ -75,7 +64,7 @@ def train_federated(fcfg: ExperimentConfig, fed_dir: Path) -> dict:
     done = fed_dir / "results.json"
     if done.exists() and json.loads(done.read_text()).get("complete"):
         log.info("%s: federation already finished; reusing it", fed_dir)
-    elif (fed_dir / "checkpoint").exists():
+    elif (fed_dir / "config.yaml").exists():
         run_federated(fcfg, resume=str(fed_dir))
     else:
         run_federated(fcfg, out=str(fed_dir))
@@ -92,7 +81,7 @@ def restrict(ds: WindowDataset, classes: list[str]) -> WindowDataset:
     return with_label_mask(sub.replace(extras={}), classes)
 
 
-def _row(held: str, variant: str, mode: str, budget: str, n: int, m: dict, **extra) -> dict:
+def result_row(held: str, variant: str, mode: str, budget: str, n: int, m: dict, **extra) -> dict:
     return {"held_out": held, "variant": variant, "mode": mode, "budget": budget, "labelled_windows": n,
             "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], **extra}
 
@@ -111,7 +100,7 @@ def neural_fold(cfg: ExperimentConfig, label: str, vcfg: ExperimentConfig, held:
     log.info("[%s | %s] federated: in-domain macro-F1 %.3f (%.0fs)", held, label, in_domain["macro_f1"], fed_seconds)
     model.load_trainable_state(state, where="global state")
     zs = evaluate(model, restrict(target.test, shared), cfg.train)
-    rows = [_row(held, label, "none", ZERO_SHOT, 0, zs, seconds=0.0, in_domain_f1=in_domain["macro_f1"],
+    rows = [result_row(held, label, "none", ZERO_SHOT, 0, zs, seconds=0.0, in_domain_f1=in_domain["macro_f1"],
                  federated_seconds=fed_seconds, update_bytes=model.state_bytes())]
     log.info("[%s | %s] zero-shot on %s: macro-F1 %.3f", held, label, ", ".join(shared), zs["macro_f1"])
     for budget, data in budgets.items():
@@ -119,7 +108,7 @@ def neural_fold(cfg: ExperimentConfig, label: str, vcfg: ExperimentConfig, held:
             info = adapt(model, state, data, MODES[mode], cfg.train, cfg.lodo.adapt, seed=cfg.seed,
                          desc=f"{held} {label} {mode} {budget}")
             m = evaluate(model, target.test, cfg.train)
-            rows.append(_row(held, label, mode, budget, len(data), m, seconds=info["seconds"], epochs=info["epochs"],
+            rows.append(result_row(held, label, mode, budget, len(data), m, seconds=info["seconds"], epochs=info["epochs"],
                              params_changed=info["params_changed"]))
             log.info("[%s | %s] %-4s %-5s (%4d windows): macro-F1 %.3f  acc %.3f  (%.1fs)", held, label, mode, budget,
                      len(data), m["macro_f1"], m["accuracy"], info["seconds"])
@@ -139,7 +128,7 @@ def classical_fold(cfg: ExperimentConfig, held: str, sources: list[PreparedDatas
     t0 = time.perf_counter()
     rf = ClassicalModel(cfg.lodo.trees, cfg.seed).fit(src.X, src.y)
     zs_test = restrict(target.test, shared)
-    rows = [_row(held, CLASSICAL, "none", ZERO_SHOT, 0, score(rf, zs_test, zs_test.extras["label_mask"][0]),
+    rows = [result_row(held, CLASSICAL, "none", ZERO_SHOT, 0, score(rf, zs_test, zs_test.extras["label_mask"][0]),
                  seconds=time.perf_counter() - t0)]
     for budget, data in budgets.items():
         for mode, X, y in (("target", data.X, data.y),
@@ -147,87 +136,67 @@ def classical_fold(cfg: ExperimentConfig, held: str, sources: list[PreparedDatas
             t0 = time.perf_counter()
             rf = ClassicalModel(cfg.lodo.trees, cfg.seed).fit(X, y)
             m = score(rf, target.test, mask_all)
-            rows.append(_row(held, CLASSICAL, mode, budget, len(data), m, seconds=time.perf_counter() - t0))
+            rows.append(result_row(held, CLASSICAL, mode, budget, len(data), m, seconds=time.perf_counter() - t0))
     log.info("[%s | %s] zero-shot %.3f; largest budget: target %.3f, source+target %.3f", held, CLASSICAL,
              rows[0]["macro_f1"], rows[-2]["macro_f1"], rows[-1]["macro_f1"])
     return rows
 
 
-def _resume(cfg: ExperimentConfig, run_dir: Path) -> dict:
-    saved = run_dir / "config.yaml"
-    if saved.exists() and config_to_dict(load_config(saved)) != config_to_dict(cfg):
-        raise ConfigError(f"--resume {run_dir}: the given config differs from the saved one; use a new --out folder.")
-    path = run_dir / "results.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def run_lodo(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
-    """The whole leave-one-dataset-out study; writes config.yaml, results.json, metrics.csv,
-    report.md and f1_vs_budget.png, updating them after every finished (held-out, variant)."""
+def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
+    """The whole leave-one-dataset-out study; the folder's results, metrics.csv, report.md and
+    f1_vs_budget.png are updated after every finished (held-out, variant), which a resume skips."""
     lcfg = cfg.lodo
-    if cfg.federated.partition not in ("dataset", "dataset_subject"):
-        raise ConfigError(f"leave-one-dataset-out needs `federated.partition: dataset` or `dataset_subject`; "
-                          f"got {cfg.federated.partition!r}.")
-    t_start = time.perf_counter()
-    run_dir, results, prepared = start_study(cfg, out, resume)
-    seconds_before = results["seconds"]
+    prepared = load_study(cfg, folder)
     budgets_spec = [parse_budget(b) for b in lcfg.budgets]
-    variants = variant_configs(cfg, lcfg.variants, lcfg.main_label)
+    variants = [(v.label, v.apply(cfg)) for v in lcfg.variant_list()]
     for held in lcfg.held_out_names():
         target = prepared[held]
         sources = [p for n, p in prepared.items() if n != held]
         source_classes = {c for p in sources for c in p.classes}
         shared = [c for c in target.classes if c in source_classes]
-        fold_dir = run_dir / "folds" / held
+        fold_dir = folder.path / "folds" / held
         fold_dir.mkdir(parents=True, exist_ok=True)
         pool_path = fold_dir / "pool.npz"
         if not pool_path.exists():
             save_npz(pool(sources, name=f"without-{held}"), pool_path)
         budgets = {b.label: b.sample(target.train, seed=lcfg.budget_seed) for b in budgets_spec}
-        results.setdefault("folds", {})[held] = {"sources": [p.name for p in sources], "shared_classes": shared,
-                                                 "budget_windows": {k: len(v) for k, v in budgets.items()}}
-        jobs = [(label, vcfg) for label, vcfg in variants] + ([(CLASSICAL, None)] if lcfg.classical else [])
+        folder.results.setdefault("folds", {})[held] = {"sources": [p.name for p in sources], "shared_classes": shared,
+                                                        "budget_windows": {k: len(v) for k, v in budgets.items()}}
+        jobs = variants + ([(CLASSICAL, None)] if lcfg.classical else [])
         for label, vcfg in jobs:
-            if [held, label] in results["finished"]:
+            if folder.done(held, label):
                 continue
             if vcfg is None:
                 rows = classical_fold(cfg, held, sources, target, shared, budgets)
             else:
                 rows = neural_fold(cfg, label, vcfg, held, target, shared, budgets, pool_path, fold_dir)
-            record(run_dir, results, held, label, rows, seconds_before + time.perf_counter() - t_start)
-    return complete(run_dir, results, seconds_before + time.perf_counter() - t_start)
+            finish_cell(folder, held, label, rows)
+    return complete(folder)
 
 
-def start_study(cfg: ExperimentConfig, out, resume: bool) -> tuple[Path, dict, dict[str, PreparedDataset]]:
-    """The run folder, the results so far (``resume``) and every dataset on the common footing."""
+def load_study(cfg: ExperimentConfig, folder: RunFolder) -> dict[str, PreparedDataset]:
+    """Every dataset on the common footing, described in the folder's results."""
     lcfg = cfg.lodo
-    run_dir = prepare_run_dir(out, cfg.name)
-    results = _resume(cfg, run_dir) if resume else {}
-    write_config(run_dir, config_to_dict(cfg))
     prepared = load_prepared(lcfg.datasets, rate_hz=lcfg.rate_hz, window=lcfg.window, sensors=lcfg.sensors,
                              max_windows=lcfg.max_windows, seed=cfg.seed, root=cfg.data.root)
-    results.update(kind="lodo", protocol=lcfg.protocol, name=cfg.name, seed=cfg.seed, datasets={
+    folder.results.update(kind="lodo", protocol=lcfg.protocol, datasets={
         n: {"train": len(p.train), "test": len(p.test), "sensors": list(p.sensors), "classes": p.classes}
         for n, p in prepared.items()})
-    for key, empty in (("rows", []), ("finished", []), ("seconds", 0.0)):
-        results.setdefault(key, empty)
-    return run_dir, results, prepared
+    folder.results.setdefault("rows", [])
+    return prepared
 
 
-def record(run_dir: Path, results: dict, held: str, label: str, rows: list[dict], seconds: float) -> None:
+def finish_cell(folder: RunFolder, held: str, label: str, rows: list[dict]) -> None:
     """Add a finished (held-out dataset, variant) and rewrite the outputs, so a resume skips it."""
     from fedhar.transfer.report import write_lodo_outputs
 
-    results["rows"] += rows
-    results["finished"].append([held, label])
-    results["seconds"] = seconds
-    write_lodo_outputs(run_dir, results)
+    folder.results["rows"] += rows
+    folder.record(held, label)
+    write_lodo_outputs(folder)
 
 
-def complete(run_dir: Path, results: dict, seconds: float) -> dict:
+def complete(folder: RunFolder) -> dict:
     from fedhar.transfer.report import write_lodo_outputs
 
-    results.update(complete=True, seconds=seconds)
-    write_lodo_outputs(run_dir, results)
-    results["run_dir"] = str(run_dir)
-    return results
+    write_lodo_outputs(folder)
+    return folder.complete()

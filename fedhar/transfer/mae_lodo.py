@@ -8,7 +8,6 @@ Variants name the fold's pretrained MAE as ``model.backbone.name: fold-mae``; an
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -16,38 +15,35 @@ from pathlib import Path
 
 import numpy as np
 
-from fedhar.config import ExperimentConfig, build_config, config_to_dict
+from fedhar.config import ExperimentConfig, Variant, derive
 from fedhar.models import ClassicalModel
 from fedhar.training.central import train_and_evaluate
 from fedhar.training.loop import apply_label_mask
 from fedhar.training.metrics import classification_metrics
 from fedhar.training.pretrain import pretrain_mae
 from fedhar.transfer.budget import parse_budget
-from fedhar.transfer.lodo import CLASSICAL, _row, complete, record, start_study
+from fedhar.reporting import RunFolder
+from fedhar.transfer.lodo import CLASSICAL, complete, finish_cell, load_study, result_row
 
 log = logging.getLogger(__name__)
 
 FOLD_MAE = "fold-mae"
 
 
-def _variant_cfg(cfg: ExperimentConfig, overrides: dict, mae_dir: Path) -> ExperimentConfig:
-    tree = copy.deepcopy(config_to_dict(cfg))
-    tree["model"]["backbone"].update(overrides)
-    if tree["model"]["backbone"]["name"] == FOLD_MAE:
-        tree["model"]["backbone"]["name"] = str(mae_dir)
-    return build_config(tree, source="lodo variant")
+def variant_config(cfg: ExperimentConfig, variant: Variant, mae_dir: Path) -> ExperimentConfig:
+    """The variant's config; a backbone named ``fold-mae`` is this fold's pretrained MAE."""
+    vcfg = variant.apply(cfg)
+    return derive(vcfg, {"model.backbone.name": str(mae_dir)}, "lodo variant") if vcfg.model.backbone.name == FOLD_MAE else vcfg
 
 
-def run_mae_lodo(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
+def run_mae_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     lcfg = cfg.lodo
-    t_start = time.perf_counter()
-    run_dir, results, prepared = start_study(cfg, out, resume)
-    seconds_before = results["seconds"]
-    variants = [(lcfg.main_label, {})] + [(str(v["label"]), v.get("backbone", {})) for v in lcfg.variants]
+    prepared = load_study(cfg, folder)
+    variants = lcfg.variant_list()
     for held in lcfg.held_out_names():
         target = prepared[held]
         sources = [p for n, p in prepared.items() if n != held]
-        fold_dir = run_dir / "folds" / held
+        fold_dir = folder.path / "folds" / held
         mae_dir = fold_dir / "mae"
         if not (mae_dir / "mae.json").exists():
             X = np.concatenate([p.train.X for p in sources])
@@ -63,32 +59,32 @@ def run_mae_lodo(cfg: ExperimentConfig, out: str | Path | None = None, resume: b
                      ", ".join(p.name for p in sources), history[-1].get("test_loss", float("nan")), time.perf_counter() - t0)
         meta = json.loads((mae_dir / "mae.json").read_text())
         budgets = {b.label: b.sample(target.train, seed=lcfg.budget_seed) for b in map(parse_budget, lcfg.budgets)}
-        results.setdefault("folds", {})[held] = {
+        folder.results.setdefault("folds", {})[held] = {
             "sources": [p.name for p in sources], "shared_classes": [],
             "budget_windows": {k: len(v) for k, v in budgets.items()},
             "pretrain": {"windows": meta["windows"], "seconds": meta["seconds"],
                          "test_loss": meta["history"][-1].get("test_loss")}}
-        jobs = variants + ([(CLASSICAL, None)] if lcfg.classical else [])
-        for label, overrides in jobs:
-            if [held, label] in results["finished"]:
+        jobs = [(v.label, v) for v in variants] + ([(CLASSICAL, None)] if lcfg.classical else [])
+        for label, variant in jobs:
+            if folder.done(held, label):
                 continue
             rows = []
             for budget, data in budgets.items():
                 t0 = time.perf_counter()
-                if overrides is None:
+                if variant is None:
                     rf = ClassicalModel(lcfg.trees, cfg.seed).fit(data.X, data.y)
                     mask = np.asarray(target.test.extras["label_mask"][0], dtype=bool)
                     pred = apply_label_mask(rf.scores(target.test.X, target.test.num_classes), mask[None]).argmax(1)
                     m = classification_metrics(target.test.y, pred, target.test.num_classes, np.flatnonzero(mask).tolist())
                     mode = "target"
                 else:
-                    vcfg = _variant_cfg(cfg, overrides, mae_dir)
+                    vcfg = variant_config(cfg, variant, mae_dir)
                     _, _, m = train_and_evaluate(vcfg, data, target.test, desc=f"{held} {label} {budget}")
                     mode = "full" if vcfg.model.backbone.full_finetune or vcfg.model.backbone.name == "transformer" else (
                         "lora" if vcfg.model.backbone.lora.enabled else "head")
-                rows.append(_row(held, label, mode, budget, len(data), m, seconds=time.perf_counter() - t0))
+                rows.append(result_row(held, label, mode, budget, len(data), m, seconds=time.perf_counter() - t0))
                 log.info("[%s | %s] %-5s (%4d windows): macro-F1 %.3f  acc %.3f", held, label, budget, len(data),
                          m["macro_f1"], m["accuracy"])
-            record(run_dir, results, held, label, rows, seconds_before + time.perf_counter() - t_start)
-    return complete(run_dir, results, seconds_before + time.perf_counter() - t_start)
+            finish_cell(folder, held, label, rows)
+    return complete(folder)
 

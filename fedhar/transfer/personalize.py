@@ -11,21 +11,18 @@ the changed entries are stored, and :func:`load_personalised` puts them back on 
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
-import time
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
-from fedhar.config import ExperimentConfig, build_config, config_to_dict, load_config
+from fedhar.config import ExperimentConfig, derive
 from fedhar.exceptions import ConfigError
 from fedhar.federated.personal import load_personal, save_personal
 from fedhar.federated.task import derive_seed
 from fedhar.models.har_model import HARModel
-from fedhar.reporting import prepare_run_dir, write_config
+from fedhar.reporting import RunFolder
 from fedhar.training.loop import evaluate
 from fedhar.transfer.adapt import adapt, changed_state
 from fedhar.transfer.config import STRATEGY_PARTS
@@ -55,42 +52,20 @@ def _row(pid: int, strategy: str, n_personal: int, n_test: int, global_m: dict, 
 
 
 def fedper_config(cfg: ExperimentConfig, run_dir: Path) -> ExperimentConfig:
-    tree = copy.deepcopy(config_to_dict(cfg))
-    tree["name"] = f"{cfg.name}-fedper"
-    tree["federated"]["personal_parts"] = ["head"]
-    tree["federated"]["state_dir"] = str((run_dir / "fedper" / "clients").resolve())
-    return build_config(tree, source="fedper")
+    """``cfg`` trained with FedPer: each client's head stays on the client, under ``run_dir/fedper``."""
+    return derive(cfg, {"name": f"{cfg.name}-fedper", "federated.personal_parts": ["head"],
+                        "federated.state_dir": str((Path(run_dir) / "fedper" / "clients").resolve())}, source="fedper")
 
 
-def run_personalization(cfg: ExperimentConfig, out: str | Path | None = None, resume: bool = False) -> dict:
-    """Federated global model, then every strategy on every client; writes config.yaml,
-    results.json, metrics.csv, report.md and gains.png, updated after each client."""
+def run_personalization(cfg: ExperimentConfig, folder: RunFolder) -> dict:
+    """Federated global model, then every strategy on every client; the folder's results,
+    metrics.csv, report.md and gains.png are updated after each client (a resume skips done cells)."""
     from fedhar.federated.task import get_task
     from fedhar.transfer.report import write_personalization_outputs
 
     pcfg = cfg.personalization
-    if cfg.federated.personal_parts:
-        raise ConfigError("the personalisation study trains its global model with FedAvg; leave "
-                          "`federated.personal_parts` empty (the `fedper` strategy sets it for its own federation).")
-    run_dir = prepare_run_dir(out, cfg.name)
-    results: dict = {}
-    if resume:
-        saved = run_dir / "config.yaml"
-        if saved.exists() and config_to_dict(load_config(saved)) != config_to_dict(cfg):
-            raise ConfigError(f"--resume {run_dir}: the given config differs from the saved one; use a new --out folder.")
-        if (run_dir / "results.json").exists():
-            results = json.loads((run_dir / "results.json").read_text())
-    write_config(run_dir, config_to_dict(cfg))
-    t_start = time.perf_counter()
-    seconds_before = results.get("seconds", 0.0)
-    results.update(kind="personalization", name=cfg.name, seed=cfg.seed)
-    rows: list[dict] = results.setdefault("rows", [])
-    done = {(r["client"], r["strategy"]) for r in rows}
-
-    def checkpoint() -> None:
-        results["seconds"] = seconds_before + time.perf_counter() - t_start
-        write_personalization_outputs(run_dir, results)
-
+    run_dir = folder.path
+    rows: list[dict] = folder.results.setdefault("rows", [])
     state = train_federated(cfg, run_dir / "global")
     task = get_task(cfg)
     model = task.model
@@ -105,7 +80,7 @@ def run_personalization(cfg: ExperimentConfig, out: str | Path | None = None, re
         model.load_trainable_state(state, where="global state")
         g = global_metrics[pid] = evaluate(model, test, cfg.train)
         for strategy in local:
-            if (pid, strategy) in done:
+            if folder.done(pid, strategy):
                 continue
             parts = STRATEGY_PARTS[strategy]
             info = adapt(model, state, train, parts, cfg.train, pcfg.adapt, seed=derive_seed(cfg.seed, pid, "personal"),
@@ -114,10 +89,11 @@ def run_personalization(cfg: ExperimentConfig, out: str | Path | None = None, re
             save_personal(personal_path(run_dir, pid, strategy), changed_state(model, parts))
             rows.append(_row(pid, strategy, len(train), len(test), g, m, seconds=info["seconds"],
                              params_changed=info["params_changed"], bytes_changed=info["bytes_changed"]))
+            folder.record(pid, strategy)
             log.info("client %d %-9s global %.3f -> %.3f (%+.3f) in %.1fs", pid, strategy, g["macro_f1"], m["macro_f1"],
                      m["macro_f1"] - g["macro_f1"], info["seconds"])
-        checkpoint()
-    if "fedper" in pcfg.strategies and any((pid, "fedper") not in done for pid in clients):
+        write_personalization_outputs(folder)
+    if "fedper" in pcfg.strategies and not all(folder.done(pid, "fedper") for pid in clients):
         fcfg = fedper_config(cfg, run_dir)
         fstate = train_federated(fcfg, run_dir / "fedper")
         ftask = get_task(fcfg)
@@ -125,15 +101,13 @@ def run_personalization(cfg: ExperimentConfig, out: str | Path | None = None, re
         params = int(sum(v.numel() for v in head.values()))
         nbytes = int(sum(v.numel() * v.element_size() for v in head.values()))
         for pid in clients:
-            if (pid, "fedper") in done:
+            if folder.done(pid, "fedper"):
                 continue
             train, test = ftask.client_data(pid)
             m, _ = ftask.evaluate_client(fstate, pid)
             rows.append(_row(pid, "fedper", len(train), len(test), global_metrics[pid], m, seconds=None,
                              params_changed=params, bytes_changed=nbytes,
                              state_file=str(ftask.personal_path(pid).relative_to(run_dir.resolve()))))
-        checkpoint()
-    results["complete"] = True
-    checkpoint()
-    results["run_dir"] = str(run_dir)
-    return results
+            folder.record(pid, "fedper")
+    write_personalization_outputs(folder)
+    return folder.complete()

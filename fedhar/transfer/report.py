@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from fedhar.reporting import budget_curves_png, gain_distribution_png, write_json, write_metrics_csv
+from fedhar.reporting import RunFolder, budget_curves_png, gain_distribution_png
 
 
 def _series(row: dict) -> str:
@@ -47,21 +47,17 @@ def lodo_markdown(results: dict) -> str:
         budgets = list(dict.fromkeys(r["budget"] for r in mine))
         fold = results.get("folds", {}).get(held, {})
         lines.append(f"## Held out: {held}")
-        if fold and results.get("protocol") == "mae":
-            lines.append(f"MAE pretrained on {', '.join(fold['sources'])}. Labelled windows per budget: "
-                         + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
-        elif fold:
-            lines.append(f"Trained federated on {', '.join(fold['sources'])}; shared classes for zero-shot: "
-                         f"{', '.join(fold['shared_classes'])}. Labelled windows per budget: "
+        if fold:
+            how = (f"MAE pretrained on {', '.join(fold['sources'])}" if results.get("protocol") == "mae" else
+                   f"Trained federated on {', '.join(fold['sources'])}; shared classes for zero-shot: "
+                   f"{', '.join(fold['shared_classes'])}")
+            lines.append(f"{how}. Labelled windows per budget: "
                          + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
         lines.append("")
         zero = {r["variant"]: r for r in mine if r["budget"] == "zero-shot"}
         keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in mine if r["mode"] != "none"))
         cells = {(r["variant"], r["mode"], r["budget"]): r for r in mine}
-        best = {}
-        for b in budgets:
-            vals = [r["macro_f1"] for r in mine if r["budget"] == b]
-            best[b] = max(vals) if vals else None
+        best = {b: max((r["macro_f1"] for r in mine if r["budget"] == b), default=None) for b in budgets}
         cols = [b for b in budgets if b != "zero-shot"]
         has_zero = bool(zero)
         lines.append("| model | adapts | " + ("zero-shot | " if has_zero else "") + " | ".join(cols) + " |")
@@ -124,17 +120,12 @@ def _mean_table(rows: list[dict], helds: list[str]) -> list[str]:
     return lines + [""]
 
 
-def write_study_files(run_dir: Path, results: dict, markdown: str) -> None:
-    """results.json, metrics.csv (one line per row) and report.md of a study."""
-    write_json(run_dir / "results.json", results)
-    write_metrics_csv(run_dir / "metrics.csv", results.get("rows", []))
-    (run_dir / "report.md").write_text(markdown)
-
-
-def write_lodo_outputs(run_dir: Path, results: dict) -> None:
+def write_lodo_outputs(folder: RunFolder) -> None:
+    """results.json (with the table), metrics.csv, report.md and f1_vs_budget.png."""
+    results = folder.results
     rows = results.get("rows", [])
     results["table"] = lodo_table(rows)
-    write_study_files(run_dir, results, lodo_markdown(results))
+    write_study_files(folder, lodo_markdown)
     panels: dict = {}
     for held in dict.fromkeys(r["held_out"] for r in rows):
         mine = [r for r in rows if r["held_out"] == held]
@@ -147,7 +138,15 @@ def write_lodo_outputs(run_dir: Path, results: dict) -> None:
             pts.append((f"{r['budget']} ({r['labelled_windows']})", r["macro_f1"]))
         panels[held] = series
     if panels:
-        budget_curves_png(run_dir / "f1_vs_budget.png", panels, "macro-F1 against label budget on the held-out dataset")
+        folder.plot("f1_vs_budget.png", lambda path: budget_curves_png(
+            path, panels, "macro-F1 against label budget on the held-out dataset"))
+
+
+def write_study_files(folder: RunFolder, markdown: Callable[[dict], str]) -> None:
+    """results.json, metrics.csv (one line per row) and report.md (``markdown(results)``) of a study."""
+    folder.save()
+    folder.write_metrics(folder.results.get("rows", []))
+    folder.write_report(markdown(folder.results))
 
 
 def personalization_markdown(results: dict) -> str:
@@ -196,10 +195,10 @@ def summarise_personalization(rows: list[dict]) -> dict:
     return out
 
 
-def write_personalization_outputs(run_dir: Path, results: dict) -> None:
-    rows = results.get("rows", [])
-    results["summary"] = summarise_personalization(rows)
-    write_study_files(run_dir, results, personalization_markdown(results))
+def write_personalization_outputs(folder: RunFolder) -> None:
+    rows = folder.results.get("rows", [])
+    summary = folder.results["summary"] = summarise_personalization(rows)
+    write_study_files(folder, personalization_markdown)
     if rows:
-        gains = {s: [r["gain"] for r in rows if r["strategy"] == s] for s in results["summary"]}
-        gain_distribution_png(run_dir / "gains.png", gains)
+        gains = {s: [r["gain"] for r in rows if r["strategy"] == s] for s in summary}
+        folder.plot("gains.png", lambda path: gain_distribution_png(path, gains))

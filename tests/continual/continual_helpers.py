@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedhar.config import build_config
 from fedhar.data import WindowDataset, make_synthetic, stratified_split
 
 
@@ -57,3 +58,27 @@ def assert_state_equal(a, b, where="state"):
         assert isinstance(b, float) and np.isnan(b), where
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+SCENARIO = {
+    "name": "tiny", "window_s": 2.56, "step_s": 1.28, "test_fraction": 0.3, "seed": 0,
+    "classes": ["walking", "sitting", "standing", "lying"],
+    "phases": [
+        {"name": "waist", "subjects": [1, 2], "classes": ["walking", "sitting", "standing"]},
+        {"name": "pocket", "placement": "trouser_pocket", "subjects": [3, 4], "classes": ["walking", "sitting", "standing"]},
+        {"name": "budget_wrist", "device": "budget_phone", "placement": "wrist", "subjects": [5, 6]},
+    ],
+}
+
+
+def tiny_continual_config(**continual):
+    """Six generated subjects, the 2-block tiny Llama, and ``continual`` over the 3-phase SCENARIO."""
+    return build_config({
+        "name": "tiny_continual", "seed": 0,
+        "data": {"source": "synthetic", "options": {"subjects": [1, 2, 3, 4, 5, 6], "recordings": 2}},
+        "model": {"backbone": {"name": "tiny-llama", "layers": 2, "lora": {"r": 4, "alpha": 8}},
+                  "frontend": {"tokens": 8, "channels": [16], "kernels": [5], "strides": [2]}},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "precision": "fp32", "progress": False},
+        "federated": {"local_epochs": 1, "min_evaluate_clients": 2},
+        "continual": {"scenario": SCENARIO, **continual},
+    })

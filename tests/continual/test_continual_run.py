@@ -8,43 +8,22 @@ import json
 import numpy as np
 import pytest
 
-from fedhar.config import build_config
-from fedhar.continual.experiment import run_continual
 from fedhar.exceptions import ConfigError
+from fedhar.studies import run_study
 
-SCENARIO = {
-    "name": "tiny", "window_s": 2.56, "step_s": 1.28, "test_fraction": 0.3, "seed": 0,
-    "classes": ["walking", "sitting", "standing", "lying"],
-    "phases": [
-        {"name": "waist", "subjects": [1, 2], "classes": ["walking", "sitting", "standing"]},
-        {"name": "pocket", "placement": "trouser_pocket", "subjects": [3, 4], "classes": ["walking", "sitting", "standing"]},
-        {"name": "budget_wrist", "device": "budget_phone", "placement": "wrist", "subjects": [5, 6]},
-    ],
-}
-
-
-def _cfg(**continual):
-    return build_config({
-        "name": "tiny_continual", "seed": 0,
-        "data": {"source": "synthetic", "options": {"subjects": [1, 2, 3, 4, 5, 6], "recordings": 2}},
-        "model": {"backbone": {"name": "tiny-llama", "layers": 2, "lora": {"r": 4, "alpha": 8}},
-                  "frontend": {"tokens": 8, "channels": [16], "kernels": [5], "strides": [2]}},
-        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "precision": "fp32", "progress": False},
-        "federated": {"local_epochs": 1, "min_evaluate_clients": 2},
-        "continual": {"scenario": SCENARIO, **continual},
-    })
+from continual_helpers import SCENARIO, tiny_continual_config as _cfg
 
 
 def test_central_study_writes_matrix_metrics_plots_and_resumes(tmp_path):
     cfg = _cfg(strategies=[{"name": "naive"}, {"name": "replay", "buffer_windows": 40},
                            {"name": "ewc", "fisher_samples": 32, "fisher_batch_size": 16}, {"name": "adapters"}],
                variants=[{"label": "no LLM", "backbone": {"name": "none", "d_model": 32}, "strategies": ["naive"]}])
-    res = run_continual(cfg, tmp_path / "run")
     run = tmp_path / "run"
+    run_study("continual", cfg, str(run))
     for f in ("config.yaml", "results.json", "metrics.csv", "report.md", "matrices.png", "accuracy_over_time.png"):
         assert (run / f).exists(), f
     saved = json.loads((run / "results.json").read_text())
-    assert saved["complete"] and saved["phases"] == ["waist", "pocket", "budget_wrist"]
+    assert saved["complete"] and saved["status"] == "complete" and saved["phases"] == ["waist", "pocket", "budget_wrist"]
     keys = {(r["model"], r["strategy"]) for r in saved["runs"]}
     assert ("pretrained LLM", "adapters") in keys and ("no LLM", "naive") in keys and ("no LLM", "replay") not in keys
     assert ("classical (features + RF)", "cumulative") in keys
@@ -59,19 +38,27 @@ def test_central_study_writes_matrix_metrics_plots_and_resumes(tmp_path):
     adapters = next(r for r in saved["runs"] if r["strategy"] == "adapters")
     assert adapters["memory"]["adapter_bytes"] > 0
     assert "| pretrained LLM | naive |" in (run / "report.md").read_text()
-    # a resumed study keeps finished runs instead of redoing them
-    again = run_continual(cfg, run, resume=True)
-    assert [r["continual"]["matrix"] for r in again["runs"]] == [r["continual"]["matrix"] for r in saved["runs"]]
+    # an interrupted study resumes: finished runs are kept, the rest (here the last) is redone
+    last = saved["runs"][-1]
+    del saved["cells"][f"{last['model']}/{last['strategy']}"]
+    saved.update(runs=saved["runs"][:-1], status="failed", complete=False)
+    (run / "results.json").write_text(json.dumps(saved))
+    kept = [r["seconds"] for r in saved["runs"]]
+    again = run_study("continual", cfg, str(run), resume=True)
+    assert again["complete"] and [r["seconds"] for r in again["runs"][:-1]] == kept
+    assert [(r["model"], r["strategy"]) for r in again["runs"]][-1] == (last["model"], last["strategy"])
+    assert again["runs"][-1]["continual"]["matrix"] == last["continual"]["matrix"]  # same seed, same result
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_study("continual", cfg, str(run))
 
 
 def test_federated_continual_clients_keep_state_across_rounds(tmp_path):
-    from fedhar.continual.federated import run_continual_federated
     from fedhar.continual.state import load_client_state
     from fedhar.continual.strategies import build_strategy
 
     cfg = _cfg(mode="federated", strategies=[{"name": "replay", "buffer_windows": 30, "detector": True}],
                federated={"clients": 2, "rounds_per_phase": 1, "stagger_rounds": 1})
-    res = run_continual_federated(cfg, tmp_path / "fed")
+    res = run_study("continual", cfg, str(tmp_path / "fed"))  # Ray workers find `federated.task: continual`
     run = res["runs"][0]
     assert res["complete"] and run["federated"]["rounds"] == 4  # 3 phases x 1 round + 1 round of stagger
     assert set(run["clients"]) == {"0", "1"}
@@ -89,16 +76,20 @@ def test_federated_continual_clients_keep_state_across_rounds(tmp_path):
         # the drift detector's reference (fitted at the end of the last phase) survived too
         assert extra["calibrated"] and strategy.detector is not None and strategy.detector.state_dict()["mu"] is not None
     assert (tmp_path / "fed" / "report.md").read_text().count("| replay | ") >= 3
+    # a resume keeps the finished strategy instead of running its federation again
+    again = run_study("continual", cfg, str(tmp_path / "fed"), resume=True)
+    assert again["kind"] == "continual-federated" and again["runs"] == json.loads(json.dumps(res["runs"]))
 
 
-def test_config_errors_name_the_key():
+def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="continual.mode"):
         _cfg(mode="sideways")
     with pytest.raises(ConfigError, match="not strategy labels"):
         _cfg(variants=[{"label": "x", "backbone": {}, "strategies": ["nope"]}])
     with pytest.raises(ConfigError, match="pocket"):
         _cfg(scenario={**SCENARIO, "phases": [SCENARIO["phases"][0], {**SCENARIO["phases"][1], "duration_s": -1}]})
-    from fedhar.continual.federated import run_continual_federated
-
-    with pytest.raises(ConfigError, match="not supported in federated mode"):
-        run_continual_federated(_cfg(mode="federated", strategies=[{"name": "adapters"}]), "/tmp/never")
+    with pytest.raises(ConfigError, match="not supported with `continual.mode: federated`"):  # fedhar.checks
+        _cfg(mode="federated", strategies=[{"name": "adapters"}])
+    with pytest.raises(ConfigError, match="`continual.scenario` is required"):  # a study check, before any folder
+        run_study("continual", _cfg(scenario=None), str(tmp_path / "none"))
+    assert not (tmp_path / "none").exists()

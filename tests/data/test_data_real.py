@@ -1,4 +1,5 @@
-"""Loaders against the real files in ../shared/data (FEDHAR_DATA_DIR); these fail if it is absent."""
+"""Loaders against the real files in ../shared/data (FEDHAR_DATA_DIR); these skip if it is absent
+(FEDHAR_REQUIRE_DATA=1: fail)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ from fedhar.data import (
 
 
 @pytest.fixture(scope="module")
-def uci(data_dir):
-    return load(data_dir / "uci_har.npz")
+def uci(real_data):
+    return load(real_data / "uci_har.npz")
 
 
 @pytest.fixture(scope="module")
-def hapt_streams(data_dir):
-    return read_hapt_streams(data_dir / "hapt_raw.npz")
+def hapt_streams(real_data):
+    return read_hapt_streams(real_data / "hapt_raw.npz")
 
 
 def test_uci_har_npz(uci):
@@ -53,8 +54,8 @@ def test_uci_har_ops(uci):
     assert small.resample(25.0).window_length == 64
 
 
-def test_uci_har_load_splits(data_dir):
-    train, test = load_splits(DataConfig(source="uci_har", root=str(data_dir), label_budget_k=5, channels=["body_acc"]))
+def test_uci_har_load_splits(real_data):
+    train, test = load_splits(DataConfig(source="uci_har", root=str(real_data), label_budget_k=5, channels=["body_acc"]))
     assert train.class_counts().tolist() == [5] * 6 and len(test) == 2947 and train.num_channels == 3
 
 
@@ -77,14 +78,14 @@ def test_hapt_raw_transitions_and_rate(hapt_streams):
     assert ds.rate_hz == 20.0 and len(ds.classes) == 12 and (ds.class_counts()[6:] > 0).all()
 
 
-def test_hapt_via_config(data_dir):
-    train, test = load_splits(DataConfig(source="hapt", root=str(data_dir), split="subject", test_fraction=0.2,
+def test_hapt_via_config(real_data):
+    train, test = load_splits(DataConfig(source="hapt", root=str(real_data), split="subject", test_fraction=0.2,
                                          window=100, step=100))
     assert train.window_length == 100 and not set(train.subject) & set(test.subject)
 
 
-def test_wisdm_npz(data_dir):
-    ds = load(data_dir / "wisdm.npz")
+def test_wisdm_npz(real_data):
+    ds = load(real_data / "wisdm.npz")
     assert ds.X.shape == (7292, 3, 128) and ds.rate_hz == 20.0 and ds.name == "wisdm"
     assert ds.classes == ("Downstairs", "Jogging", "Sitting", "Standing", "Upstairs", "Walking")
     assert len(np.unique(ds.subject)) == 36 and "official_test" not in ds.extras
@@ -93,15 +94,15 @@ def test_wisdm_npz(data_dir):
     assert "jogging" in to_canonical(ds).classes
 
 
-def test_hhar_npz(data_dir):
-    ds = load(data_dir / "hhar_sa_part.npz")
+def test_hhar_npz(real_data):
+    ds = load(real_data / "hhar_sa_part.npz")
     assert ds.X.shape == (4436, 3, 128) and ds.name == "hhar_sa_part" and len(np.unique(ds.subject)) == 9
     assert to_canonical(ds).classes == ("walking", "walking_upstairs", "walking_downstairs", "sitting", "standing",
                                         "biking")
 
 
-def test_limu_uci(data_dir):
-    folder = data_dir / "limu_uci"
+def test_limu_uci(real_data):
+    folder = real_data / "limu_uci"
     assert detect_format(folder) == "limu"
     ds = load(folder)
     assert ds.X.shape == (2088, 6, 120) and ds.rate_hz == 20.0 and len(np.unique(ds.subject)) == 30
@@ -111,21 +112,21 @@ def test_limu_uci(data_dir):
     assert 8.5 < np.linalg.norm(ds.X[:, :3], axis=1).mean() < 11.0  # acc in m/s^2
 
 
-def test_describe_real(data_dir):
-    text = describe("uci_har", root=str(data_dir))
+def test_describe_real(real_data):
+    text = describe("uci_har", root=str(real_data))
     assert "windows: 10299" in text and "official split: 7352 train / 2947 test" in text
     assert "body_gyro_x [rad/s]" in text and "LAYING" in text
 
 
-def test_limu_protocol_split_sizes_are_exact(data_dir):
+def test_limu_protocol_split_sizes_are_exact(real_data):
     """LIMU-BERT's 80/10/10 on its 2,088 UCI windows: 1670 / 208 / 210, and the balanced 1%
     budget is int(1670 * 0.01 / 6) = 2 windows per class, the same for the same seed."""
     from fedhar.config import load_config
-    from fedhar.data.build import load_source
+    from fedhar.data.sources import load_source
     from fedhar.data.splits import random_split
 
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "limu_uci.yaml")
-    cfg.data.root = str(data_dir)
+    cfg.data.root = str(real_data)
     ds = load_source(cfg.data, cfg.seed)
     train, val, test = random_split(ds, 0.1, 0.1, seed=cfg.seed)
     assert (len(ds), len(train), len(val), len(test)) == (2088, 1670, 208, 210)

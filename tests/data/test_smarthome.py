@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -268,17 +267,9 @@ def test_sensor_tables():
 
 
 # --------------------------------------------------------------------------- real files
-def _smarthome_dir() -> Path:
-    path = Path(os.environ.get("FEDHAR_DATA_DIR", "/work/shared/data")) / "smarthome"
-    if not path.is_dir():
-        pytest.skip(f"smart-home data folder {path} does not exist")
-    return path
-
-
 @pytest.fixture(scope="module")
-def homes() -> dict[str, HomeRecording]:
-    root = _smarthome_dir()
-    return {name: read_home(root, name) for name in HOMES}
+def homes(real_data) -> dict[str, HomeRecording]:
+    return {name: read_home(real_data / "smarthome", name) for name in HOMES}
 
 
 # name, sensors, activations, instances, first event, last event, activations starting inside an activity

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedhar.distill import DistillConfig, TeacherLogitCache, kd_loss
+from fedhar.distill import DistillConfig, TeacherLogitCache, kd_loss, kd_objective
 from fedhar.exceptions import ConfigError
 
 
@@ -48,7 +48,7 @@ def test_teacher_logits_are_computed_once_and_reused(tmp_path):
     assert fresh.calls == 1 and len(calls) == 2
 
 
-def test_fit_with_soft_targets_pulls_the_student_to_the_teacher(smoke_config):
+def test_fit_with_the_kd_objective_pulls_the_student_to_the_teacher(smoke_config):
     from fedhar.data import make_synthetic
     from fedhar.models import build_model
     from fedhar.training.config import TrainConfig
@@ -63,8 +63,10 @@ def test_fit_with_soft_targets_pulls_the_student_to_the_teacher(smoke_config):
     before = (predict_logits(student, ds.X).argmax(1) == soft.argmax(1)).mean()
     tcfg = TrainConfig(epochs=30, batch_size=16, lr=5e-3, precision="fp32", progress=False)
     with pytest.raises(ValueError, match="soft_targets"):
-        fit(student, wrong, tcfg, soft_targets=soft[:3])
-    fit(student, wrong, tcfg, soft_targets=soft, distill=DistillConfig(temperature=1.0, weight=1.0))
+        kd_objective(soft[:3], wrong, DistillConfig())
+    with pytest.raises(ValueError, match="soft_targets.*classes"):
+        fit(student, wrong, tcfg, objective=kd_objective(soft[:, :2], wrong, DistillConfig()))
+    fit(student, wrong, tcfg, objective=kd_objective(soft, wrong, DistillConfig(temperature=1.0, weight=1.0)))
     after = (predict_logits(student, ds.X).argmax(1) == soft.argmax(1)).mean()
     assert after > before and after >= 0.8
 
@@ -135,7 +137,7 @@ def test_feddf_config_errors():
         build_config({"federated": {"distill": {"enabled": True}}})
     with pytest.raises(ConfigError, match="needs `federated.distill.teacher`"):
         build_config({"federated": {"distill": {"enabled": True, "source": "teacher", "public": PUBLIC}}})
-    with pytest.raises(ConfigError, match="ensemble or teacher"):
+    with pytest.raises(ConfigError, match="`federated.distill.source` must be one of 'ensemble', 'teacher'; got 'oracle'"):
         build_config({"federated": {"distill": {"source": "oracle"}}})
 
 

@@ -1,4 +1,5 @@
-"""Real local Deployment Engine: flower-superlink + 2 flower-supernode + `flwr run`."""
+"""Real local Flower runs: flower-superlink + 2 flower-supernode + `flwr run`, and a plain
+`flwr run .` of fedhar itself on the SuperLink Flower starts for it."""
 
 from __future__ import annotations
 
@@ -11,18 +12,34 @@ from pathlib import Path
 
 import pytest
 
+from fedhar.config import load_config
 from fedhar.exceptions import FederationError
 from fedhar.federated.deployment import (
-    _node_config_arg,
-    _write_run_config,
     leftover_processes,
+    node_config_arg,
     run_deployment,
     tagged_processes,
+    write_run_config,
 )
+from fedhar.federated.server_app import fit_to_federation
 
 APP_DIR = Path(__file__).parent / "deploy_app"
+REPO = Path(__file__).resolve().parents[2]
 FLOWER_COMMANDS = ("flower-superlink", "flower-supernode", "flower-superexec",
                    "flwr-serverapp", "flwr-clientapp", "flwr run", "flwr ls")
+
+
+def _wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.25) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout_s:g} s")
+        time.sleep(poll_s)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def _manifest(workdir: Path) -> dict:
@@ -45,20 +62,18 @@ def _live_flower_processes(ports: list[int]) -> list[str]:
     return hits
 
 
-def _assert_nothing_left(workdir: Path) -> dict:
+def _assert_nothing_left(workdir: Path, started_min: int = 3) -> dict:
     manifest = _manifest(workdir)
     ports = list(manifest["ports"].values())
     started = [p["pid"] for p in manifest["processes"]]
-    # The SuperLink, both SuperNodes and `flwr run` were started; Flower's own children
-    # (superexecs, serverapp, clientapps) were seen while the run was going on.
-    assert len(started) >= 3
+    # The SuperLink, both SuperNodes and `flwr run` were started (or only `flwr run`); Flower's
+    # own children (superexecs, serverapp, clientapps) were seen while the run was going on.
+    assert len(started) >= started_min
     assert len(manifest["seen_pids"]) > len(started)
     assert manifest["survivors"] == []
-    # Give the kernel a moment to finish exits after SIGKILL (teardown already waited).
-    for _ in range(20):
-        if not leftover_processes(manifest["seen_pids"], tag=manifest["tag"]):
-            break
-        time.sleep(0.25)
+    # Let the kernel finish exits after SIGKILL (teardown already waited).
+    _wait_until(lambda: not leftover_processes(manifest["seen_pids"], tag=manifest["tag"]), 5,
+                "tagged processes still alive after teardown")
     assert leftover_processes(started) == []
     # Every pid seen (Flower's children too); the tag guards against pid reuse.
     assert leftover_processes(manifest["seen_pids"], tag=manifest["tag"]) == []
@@ -132,19 +147,12 @@ def test_sigterm_to_caller_still_tears_down(tmp_path: Path) -> None:
     )
     caller = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
+    def under_way() -> bool:  # clients have trained: the ServerApp and ClientApps are live
+        assert caller.poll() is None, caller.stderr.read().decode() if caller.stderr else ""
+        return "[ROUND 2/" in _read(workdir / "flwr-run.log")
+
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until `flwr run` is under way
-            manifest_path = workdir / "deployment.json"
-            if manifest_path.exists() and "Starting logstream" in (
-                    (workdir / "flwr-run.log").read_text(errors="replace")
-                    if (workdir / "flwr-run.log").exists() else ""):
-                break
-            assert caller.poll() is None, caller.stderr.read().decode() if caller.stderr else ""
-            time.sleep(0.25)
-        else:
-            pytest.fail("the deployment did not start within 60 s")
-        time.sleep(2)
+        _wait_until(under_way, 90, "the deployment did not reach round 2")
         caller.send_signal(signal.SIGTERM)
         assert caller.wait(timeout=40) == 128 + signal.SIGTERM
     finally:
@@ -156,13 +164,47 @@ def test_sigterm_to_caller_still_tears_down(tmp_path: Path) -> None:
 
 
 def test_config_formatting(tmp_path: Path) -> None:
-    assert _node_config_arg({"partition-id": 0, "num-partitions": 2, "name": "a b"}) == (
+    assert node_config_arg({"partition-id": 0, "num-partitions": 2, "name": "a b"}) == (
         'partition-id=0 num-partitions=2 name="a b"')
-    base = tmp_path / "base.toml"
-    base.write_text('lr = 0.1\nout-file = "x"\n[model]\nblocks = 4\n', encoding="utf-8")
-    path = _write_run_config(tmp_path, {"lr": 1e-3, "fail": False, "note": 'say "hi"'}, base)
+    path = write_run_config(tmp_path, {"lr": 1e-3, "fail": False, "note": 'say "hi"', "overrides": "a.b=1 c=[x, y]"})
     assert path is not None
     import tomllib
 
     assert tomllib.loads(path.read_text(encoding="utf-8")) == {
-        "lr": 1e-3, "out-file": "x", "model.blocks": 4, "fail": False, "note": 'say "hi"'}
+        "lr": 1e-3, "fail": False, "note": 'say "hi"', "overrides": "a.b=1 c=[x, y]"}
+    assert write_run_config(tmp_path, None) is None
+
+
+@pytest.mark.deployment
+def test_flwr_run_dot_with_override(tmp_path: Path) -> None:
+    """README's `flwr run . --run-config ...` on a fresh FLWR_HOME: Flower starts its own local
+    SuperLink (Simulation Runtime, 2 SuperNodes by default here too); smoke.yaml's 4 subject
+    clients are regrouped into 2, `overrides` cuts the run to 1 round, and the SuperLink that
+    `flwr run` left running is stopped."""
+    workdir, run_dir = tmp_path / "flwr", tmp_path / "run"
+    rc = run_deployment(REPO, supernodes=2, simulation=True, workdir=workdir, timeout_s=240, stream=False,
+                        run_config={"config-file": "configs/smoke.yaml", "run-dir": str(run_dir),
+                                    "overrides": "federated.rounds=1; train.lr=1e-3"})
+    assert rc == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["complete"] is True and results["num_clients"] == 2
+    assert [r["round"] for r in results["rounds"]] == [1]
+    assert results["rounds"][0]["clients"] == 2 and results["rounds"][0]["failures"] == 0
+    saved = load_config(run_dir / "config.yaml")
+    assert (saved.federated.rounds, saved.federated.num_clients, saved.train.lr) == (1, 2, 1e-3)
+    log = _read(workdir / "flwr-run.log")
+    assert "Starting local SuperLink" in log and "2 simulated SuperNodes" in log
+    manifest = _assert_nothing_left(workdir, started_min=1)
+    assert manifest["run_status"]["status"] == "finished:completed"
+    assert (workdir / "flwr-home" / "cli" / "local-superlink" / "superlink.log").is_file()
+
+
+def test_clients_follow_the_federation() -> None:
+    cfg = load_config("configs/smoke.yaml")  # 4 training subjects, num_clients left open
+    assert fit_to_federation(cfg, 4) is cfg
+    assert fit_to_federation(cfg, 3).federated.num_clients == 3
+    with pytest.raises(FederationError, match='num-supernodes=4'):
+        fit_to_federation(cfg, 5)  # more nodes than subjects
+    fixed = load_config("configs/smoke.yaml", "federated.num_clients=3")
+    with pytest.raises(FederationError, match='2 nodes but the config yields 3 clients.*num-supernodes=3'):
+        fit_to_federation(fixed, 2)

@@ -1,8 +1,11 @@
-"""The pure client task: order-independent seeds and FedProx's client-side proximal term."""
+"""The pure client task: order-independent seeds, FedProx's client-side proximal term, and the
+task registry that ``federated.task`` names."""
 
+import pytest
 import torch
 
-from fedhar.federated.task import FederatedTask, pooled_normaliser
+from fedhar.exceptions import ConfigError
+from fedhar.federated.task import FederatedTask, get_task, pooled_normaliser, task_class
 
 
 def _distance(a, b):
@@ -38,3 +41,13 @@ def test_pooled_normaliser_is_exact(smoke_config):
     X = torch.cat([torch.from_numpy(task.client_data(p)[0].X) for p in range(task.num_clients)]).double()
     assert torch.allclose(torch.from_numpy(mean).double(), X.mean(dim=(0, 2)), atol=1e-4)
     assert torch.allclose(torch.from_numpy(std).double(), X.std(dim=(0, 2), unbiased=False), atol=1e-4)
+
+
+def test_federated_task_names_a_registered_class(smoke_config):
+    assert type(get_task(smoke_config())) is FederatedTask  # federated.task: default
+    # other layers register theirs as `fedhar.tasks` entry points (pyproject.toml), which Ray
+    # workers and SuperNodes see without importing them first
+    continual = task_class("continual")
+    assert issubclass(continual, FederatedTask) and continual.__module__ == "fedhar.continual.federated"
+    with pytest.raises(ConfigError, match=r"Unknown federated task `sideways` \(in `federated.task`\). Valid choices: continual, default"):
+        get_task(smoke_config(federated={"task": "sideways"}))

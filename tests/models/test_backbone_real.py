@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fedhar.models import BackboneConfig, load_base
-from fedhar.models.hub import embedded_gguf, resolve_pretrained
+from fedhar.hub import embedded_gguf, resolve_pretrained
 
 pytestmark = pytest.mark.slow
 

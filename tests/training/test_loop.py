@@ -110,3 +110,26 @@ def test_full_finetune_trains_backbone_weights():
     fit(m, ds, TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False))
     after = m.trainable_state()
     assert not torch.equal(before["backbone.model.layers.0.self_attn.q_proj.weight"], after["backbone.model.layers.0.self_attn.q_proj.weight"])
+
+
+def test_objective_is_the_batch_loss():
+    """``fit``'s objective sees masked logits, the labels and the batch's training rows; the default
+    is cross-entropy, so passing it explicitly changes nothing."""
+    from fedhar.training.loop import cross_entropy
+
+    cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32", progress=False, class_weights=True)
+    seen = []
+
+    def objective(logits, labels, index, class_weight):
+        seen.append((logits.shape, index.clone(), class_weight))
+        assert torch.equal(labels, torch.from_numpy(ds.y)[index])
+        return cross_entropy(logits, labels, index, class_weight)
+
+    runs = []
+    for obj in (None, objective):
+        m, ds = _model()
+        fit(m, ds, cfg, seed=4, **({} if obj is None else {"objective": obj}))
+        runs.append(m.trainable_state())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert sorted(torch.cat([i for _, i, _ in seen]).tolist()) == list(range(len(ds)))  # every row once
+    assert seen[0][0] == (16, len(ds.classes)) and seen[0][2] is not None  # class weights passed on

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,16 +10,15 @@ from fedhar.config import build_config, load_config
 from fedhar.exceptions import ConfigError
 from fedhar.federated.personal import load_personal
 from fedhar.federated.task import FederatedTask
+from fedhar.studies import run_study
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_tiny_lodo_writes_every_variant_budget_and_mode(tmp_path, real_data, monkeypatch):
-    from fedhar.transfer.lodo import run_lodo
-
     monkeypatch.setenv("FEDHAR_DATA_DIR", str(real_data))
     cfg = load_config(REPO / "configs" / "lodo_tiny.yaml")
-    results = run_lodo(cfg, tmp_path / "lodo")
+    results = run_study("cross_dataset", cfg, tmp_path / "lodo")
     rows = results["rows"]
     variants = {r["variant"] for r in rows}
     assert variants == {"pretrained LLM", "no LLM", "classical RF"}
@@ -29,6 +27,8 @@ def test_tiny_lodo_writes_every_variant_budget_and_mode(tmp_path, real_data, mon
         assert {(r["mode"], r["budget"]) for r in mine} == {("none", "zero-shot")} | {
             (m, b) for m in ("head", "full") for b in ("k=1", "10%")}
     assert all(0.0 <= r["macro_f1"] <= 1.0 for r in rows)
+    assert results["kind"] == "lodo" and results["status"] == "complete"
+    assert set(results["cells"]) == {"wisdm/pretrained LLM", "wisdm/no LLM", "wisdm/classical RF"}
     fold = results["folds"]["wisdm"]
     assert fold["sources"] == ["uci_har", "hhar"] and "jogging" not in fold["shared_classes"]
     assert fold["budget_windows"]["k=1"] == 6  # one window of each WISDM class
@@ -44,22 +44,22 @@ def test_tiny_lodo_writes_every_variant_budget_and_mode(tmp_path, real_data, mon
     # Resuming a finished study redoes nothing.
     fed = tmp_path / "lodo" / "folds" / "wisdm" / "no-llm" / "results.json"
     stamp = fed.stat().st_mtime_ns
-    again = run_lodo(cfg, tmp_path / "lodo", resume=True)
-    assert len(again["rows"]) == len(rows) and fed.stat().st_mtime_ns == stamp
+    again = run_study("cross_dataset", cfg, tmp_path / "lodo", resume=True)
+    assert again["rows"] == rows and fed.stat().st_mtime_ns == stamp
 
 
 def test_tiny_personalization_saves_and_reloads_personal_state(tmp_path):
     from fedhar.federated.checkpoint import load_checkpoint
     from fedhar.federated.task import get_task
     from fedhar.training.loop import evaluate
-    from fedhar.transfer.personalize import fedper_config, load_personalised, personal_path, run_personalization
+    from fedhar.transfer.personalize import fedper_config, load_personalised, personal_path
 
     cfg = load_config(REPO / "configs" / "personalization_tiny.yaml")
     run = tmp_path / "pers"
-    results = run_personalization(cfg, run)
+    results = run_study("personalization", cfg, run)
     rows = results["rows"]
     assert {r["strategy"] for r in rows} == {"head", "lora_head", "full", "fedper"}
-    assert len({r["client"] for r in rows}) == 4
+    assert len({r["client"] for r in rows}) == 4 and len(results["cells"]) == len(rows) == 16
     summary = results["summary"]
     assert summary["head"]["params_changed"] < summary["lora_head"]["params_changed"] < summary["full"]["params_changed"]
     for r in rows:
@@ -110,23 +110,32 @@ def test_transfer_config_errors_name_the_key():
         build_config({"federated": {"personal_parts": ["classifier"]}})
 
 
-def test_lodo_needs_dataset_clients(tmp_path):
-    from fedhar.transfer.lodo import run_lodo
-
+def test_study_checks_refuse_before_opening_a_folder(tmp_path):
     cfg = load_config(REPO / "configs" / "lodo_tiny.yaml", ["federated.partition=subject"])
     with pytest.raises(ConfigError, match="federated.partition"):
-        run_lodo(cfg, tmp_path / "x")
+        run_study("cross_dataset", cfg, tmp_path / "x")
+    cfg = load_config(REPO / "configs" / "personalization_tiny.yaml", ["federated.personal_parts=[head]"])
+    with pytest.raises(ConfigError, match="federated.personal_parts"):
+        run_study("personalization", cfg, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_lodo_variants_are_backbone_changes():
+    cfg = load_config(REPO / "configs" / "lodo.yaml")
+    variants = cfg.lodo.variant_list()
+    assert [v.label for v in variants] == ["pretrained LLM", "random-init LLM", "no LLM", "from-scratch Transformer"]
+    scratch = variants[3].apply(cfg).model.backbone
+    assert (scratch.name, scratch.layers, scratch.d_model) == ("transformer", 2, 128)
+    assert scratch.lora.r == cfg.model.backbone.lora.r  # untouched keys are kept
 
 
 def test_tiny_mae_lodo_pretrains_per_fold_and_fine_tunes(tmp_path, real_data, monkeypatch):
-    from fedhar.transfer.mae_lodo import run_mae_lodo
-
     monkeypatch.setenv("FEDHAR_DATA_DIR", str(real_data))
     cfg = load_config(REPO / "configs" / "mae_lodo.yaml", [
         "lodo.held_out=[hhar]", "lodo.max_windows=150", "lodo.budgets=[30%]", "lodo.trees=10", "train.epochs=1",
         "pretrain.epochs=1", "pretrain.mae.depth=1", "pretrain.mae.width=32", "pretrain.mae.decoder_width=16",
         "lodo.variants=[{label: from-scratch Transformer, backbone: {name: transformer, layers: 1, d_model: 32}}]"])
-    results = run_mae_lodo(cfg, tmp_path / "mae_lodo")
+    results = run_study("cross_dataset", cfg, tmp_path / "mae_lodo")
     fold = results["folds"]["hhar"]
     assert fold["sources"] == ["uci_har", "wisdm"] and fold["pretrain"]["windows"] > 0
     assert (tmp_path / "mae_lodo" / "folds" / "hhar" / "mae" / "mae.safetensors").exists()

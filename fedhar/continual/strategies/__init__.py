@@ -16,7 +16,7 @@ from fedhar.continual.strategies.base import ExperienceLike, Naive, Strategy, st
 from fedhar.continual.strategies.ewc import EWC
 from fedhar.continual.strategies.replay import Replay
 from fedhar.exceptions import ConfigError
-from fedhar.registry import Registry
+from fedhar.registry import Registry, check_options
 
 STRATEGIES: Registry[type[Strategy]] = Registry("continual strategy")
 for _cls in (Naive, Replay, EWC, AdapterLibrary):
@@ -53,13 +53,7 @@ def build_strategy(name: str, options: Mapping[str, Any] | None = None) -> Strat
     """Build the registered strategy ``name`` with ``options``; unknown names/options are ConfigErrors."""
     cls = STRATEGIES.get(name, where="continual.strategy")
     options = dict(options or {})
-    valid = strategy_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"Unknown option `{unknown[0]}` for continual strategy `{name}`. "
-            f"Valid options: {', '.join(valid) if valid else '(none)'}."
-        )
+    check_options(options, strategy_options(name), f"continual strategy `{name}`")
     if "detector" in options:
         options["detector"] = build_detector(options["detector"], f"{name}.detector")
     try:

@@ -45,8 +45,6 @@ from fedhar.continual.strategies.base import Strategy, state_nbytes, to_numpy_st
 from fedhar.data.splits import fit_channel_stats
 from fedhar.exceptions import ConfigError
 
-__all__ = ["AdapterLibrary", "RULES", "window_signature_features"]
-
 RULES = ("input_stats", "confidence")
 
 

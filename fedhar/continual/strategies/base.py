@@ -7,10 +7,10 @@ A strategy never runs its own loop. :meth:`Strategy.train_experience` is
 2. :func:`fedhar.training.loop.fit` on them;
 3. ``end_experience`` (fill the buffer, compute the Fisher, store the adapter).
 
-A Flower client that sees one phase over several rounds can call ``begin_experience`` + ``fit``
-every round and ``end_experience`` once, when the phase ends (a new phase id, or the drift
-detector fires); ``train_experience`` does all three for the simulation, where one experience
-is trained once.
+A Flower client that sees one phase over several rounds calls ``begin_experience`` + its round's
+``fit`` every round and ``finish_experience`` (``end_experience`` + bookkeeping) once, when the
+phase ends (:mod:`fedhar.continual.federated`); ``train_experience`` does all three for the
+simulation, where one experience is trained once.
 
 Evaluation is separate (:mod:`fedhar.continual.protocol`); a strategy only gets
 ``before_eval(model, X, cfg)`` to prepare the model for a test stream (the adapter library
@@ -29,8 +29,6 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.exceptions import ConfigError, DataError
 from fedhar.training.config import TrainConfig
 from fedhar.training.loop import Penalty, fit
-
-__all__ = ["ExperienceLike", "Strategy", "Naive", "to_numpy_state", "state_nbytes"]
 
 
 @runtime_checkable
@@ -97,13 +95,17 @@ class Strategy:
         history = []
         if len(train):
             history = fit(model, train, cfg, seed=seed, penalties=penalties, desc=f"{self.name} {exp.name}")
-        self.end_experience(model, exp, cfg, seed)
-        self.seen_classes |= {int(c) for c in np.unique(exp.train.y)}
-        self.experiences.append({"index": int(exp.index), "name": str(exp.name), "windows": len(exp.train),
-                                 "fit_windows": len(train)})
+        self.finish_experience(model, exp, cfg, seed, len(train))
         for row in history:
             row.update({"experience": int(exp.index), "fit_windows": len(train)})
         return history
+
+    def finish_experience(self, model, exp: ExperienceLike, cfg: TrainConfig, seed: int, fit_windows: int) -> None:
+        """``end_experience`` and the bookkeeping (seen classes, experiences) once ``exp`` is learned."""
+        self.end_experience(model, exp, cfg, seed)
+        self.seen_classes |= {int(c) for c in np.unique(exp.train.y)}
+        self.experiences.append({"index": int(exp.index), "name": str(exp.name), "windows": len(exp.train),
+                                 "fit_windows": int(fit_windows)})
 
     @staticmethod
     def _check(model, exp: ExperienceLike) -> None:

@@ -33,8 +33,6 @@ from fedhar.continual.strategies.base import Strategy, to_numpy_state
 from fedhar.exceptions import ConfigError
 from fedhar.training.loop import autocast
 
-__all__ = ["EWC"]
-
 
 class EWC(Strategy):
     """Online EWC; see the module doc for the penalty and the Fisher estimate.

@@ -18,8 +18,8 @@ from fedhar.data.loaders.smarthome import load_smarthome
 from fedhar.data.loaders.synthetic import load_synthetic, make_synthetic
 from fedhar.data.loaders.uci_har import load_uci_har
 from fedhar.data.loaders.wisdm import load_wisdm_raw, parse_wisdm_raw
-from fedhar.exceptions import ConfigError, DataError
-from fedhar.registry import Registry
+from fedhar.exceptions import DataError
+from fedhar.registry import Registry, check_options
 
 Loader = Callable[..., WindowDataset]
 
@@ -127,13 +127,7 @@ def load(path: str | Path, format: str = "auto", **options) -> WindowDataset:
     """
     fmt = detect_format(path) if format == "auto" else format
     loader = FORMATS.get(fmt, where="data.format")
-    valid = loader_options(fmt)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"Unknown option `{unknown[0]}` for data format `{fmt}` (in `data.options`). "
-            f"Valid options: {', '.join(valid)}."
-        )
+    check_options(options, loader_options(fmt), f"data format `{fmt}` (in `data.options`)")
     return loader(path, **options)
 
 

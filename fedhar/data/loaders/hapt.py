@@ -10,7 +10,7 @@ import numpy as np
 
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.streams import cut_windows, label_windows, resample_stream, window_starts
-from fedhar.data.validate import check_arrays, report_dropped
+from fedhar.data.validate import check_arrays
 from fedhar.exceptions import DataError
 
 CLASSES = (
@@ -113,22 +113,17 @@ class HaptStreams:
             y = remap[y]
             classes = [classes[i] for i in basic]
         keep = y >= 0
-        X = np.concatenate(Xs)[keep] if Xs else np.zeros((0, 6, window), np.float32)
-        subject = np.concatenate(subs)[keep] if subs else np.zeros(0, np.int64)
-        t_start = np.concatenate(t0s)[keep] if t0s else np.zeros(0)
-        experiment = np.concatenate(exps)[keep] if exps else np.zeros(0, np.int64)
-        y = y[keep]
-        if len(y) == 0:
+        if not keep.any():
             raise DataError(
                 f"{self.source}: no window of {window} samples is covered by one labelled activity "
                 f"(min_coverage={min_coverage}); use shorter windows or a lower min_coverage."
             )
-        n_total = len(y)
+        X, subject, t_start, experiment = (np.concatenate(parts)[keep] for parts in (Xs, subs, t0s, exps))
+        y = y[keep]
         finite = np.isfinite(X).reshape(len(X), -1).all(axis=1)
         X, y, subject, dropped = check_arrays(
             X, y, source=self.source, classes=classes, subject=subject, nan_policy=nan_policy
         )
-        report_dropped(self.source, dropped, n_total)
         if dropped:
             t_start, experiment = t_start[finite], experiment[finite]
         return WindowDataset(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset
-from fedhar.data.validate import check_arrays, report_dropped
+from fedhar.data.validate import check_arrays
 from fedhar.exceptions import DataError
 
 _DATA_FILE = re.compile(r"^data_(\d+(?:\.\d+)?)_(\d+)\.npy$")
@@ -118,9 +118,8 @@ def load_limu(path: str | Path, *, dataset: str | None = None, nan_policy: str =
         warnings.warn(f"{data_file}: no class names in data_config.json; using class_0..class_{n_cls - 1}.",
                       stacklevel=2)
     X = data.transpose(0, 2, 1)  # [N, T, C] -> [N, C, T]
-    X, y, subject, dropped = check_arrays(X, y, source=str(data_file), classes=classes, subject=subject,
-                                          nan_policy=nan_policy)
-    report_dropped(str(data_file), dropped, len(y) + dropped)
+    X, y, subject, _ = check_arrays(X, y, source=str(data_file), classes=classes, subject=subject,
+                                    nan_policy=nan_policy)
     sensors = _SENSORS.get(X.shape[1])
     if sensors:
         channels = [f"{s}_{ax}" for s, _ in sensors for ax in "xyz"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset
-from fedhar.data.validate import check_arrays, report_dropped
+from fedhar.data.validate import check_arrays
 from fedhar.exceptions import DataError
 
 _META = ("X", "y", "subject", "channels", "units", "classes", "rate_hz", "device", "placement")
@@ -86,7 +86,6 @@ def load_npz(
         finite = np.isfinite(X_raw).reshape(len(X_raw), -1).all(axis=1)
         per_window = {k: v[finite] for k, v in per_window.items()}
         optional.update({k: optional[k][finite] for k in ("device", "placement") if k in optional})
-    report_dropped(str(path), dropped, len(y) + dropped)
     c = X.shape[1]
     channels = [str(ch) for ch in optional.get("channels", [f"ch{i}" for i in range(c)])]
     units = [str(u) for u in optional.get("units", ["unknown"] * c)]

@@ -1,7 +1,7 @@
 """Smart-home event data as text windows: the ``smarthome`` data format.
 
 Reads homes in their published layouts (:mod:`fedhar.data.smarthome`), cuts windows of K
-consecutive events, writes each as text (:mod:`fedhar.text.serialize`) and tokenises it with the
+consecutive events, writes each as text (:mod:`fedhar.data.smarthome.serialize`) and tokenises it with the
 backbone's tokenizer. The result is an ordinary :class:`WindowDataset` whose ``X`` holds token
 ids ``(N, 1, L)``, so splits, partitions, the training loop and the Flower layer need nothing new.
 
@@ -20,15 +20,9 @@ import numpy as np
 
 from fedhar.data.dataset import WindowDataset
 from fedhar.exceptions import ConfigError, DataError
+from fedhar.schema import from_mapping
 
 COUNTS_KEY = "event_counts"
-
-
-def _template(text: dict[str, Any] | None):
-    from fedhar.schema import from_mapping
-    from fedhar.text.serialize import EventTextTemplate
-
-    return from_mapping(EventTextTemplate, text or {}, "data.options.text")
 
 
 def home_windows(path: str | Path, homes, k: int, stride: int, span_seconds, unlabelled: str):
@@ -73,17 +67,17 @@ def load_smarthome(
     max_tokens : int
         Longer texts keep their last tokens (the most recent events).
     text : dict, optional
-        :class:`fedhar.text.EventTextTemplate` fields (``line``, ``time_format``, ``header``).
+        :class:`fedhar.data.smarthome.EventTextTemplate` fields (``line``, ``time_format``, ``header``).
     max_windows_per_home : int, optional
         Seeded subsample per home (in time order), for homes with very chatty sensors.
     """
     from fedhar.data.smarthome import HOME_ACTIVITIES, count_features
-    from fedhar.text.serialize import hour_of, serialize_windows
-    from fedhar.text.tokenize import encode_texts, load_tokenizer
+    from fedhar.data.smarthome.serialize import EventTextTemplate, hour_of, serialize_windows
+    from fedhar.data.smarthome.tokenize import encode_texts, load_tokenizer
 
     if max_windows_per_home is not None and max_windows_per_home <= 0:
         raise ConfigError(f"`data.options.max_windows_per_home` must be positive; got {max_windows_per_home}.")
-    template = _template(text)
+    template = from_mapping(EventTextTemplate, text or {}, "data.options.text")
     tok = load_tokenizer(tokenizer)
     per_home = home_windows(path, homes, k, stride, span_seconds, unlabelled)
     rng = np.random.default_rng(seed)

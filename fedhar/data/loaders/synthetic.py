@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset, sensor_of
-from fedhar.exceptions import ConfigError, DataError
+from fedhar.exceptions import DataError
+from fedhar.registry import check_options
 
 DEFAULT_CLASSES = ("walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "lying")
 DEFAULT_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -110,10 +111,5 @@ def load_synthetic(path: str = "synthetic", *, nan_policy: str = "error", **opti
     """Loader-registry entry: ``path`` is ignored; ``options`` go to :func:`make_synthetic`."""
     import inspect
 
-    valid = list(inspect.signature(make_synthetic).parameters)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"Unknown option `{unknown[0]}` for data format `synthetic`. Valid options: {', '.join(valid)}."
-        )
+    check_options(options, list(inspect.signature(make_synthetic).parameters), "data format `synthetic`")
     return make_synthetic(**options)  # generated data is always finite: nan_policy has nothing to do

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset
-from fedhar.data.validate import check_arrays, report_dropped
+from fedhar.data.validate import check_arrays
 from fedhar.exceptions import DataError
 
 SIGNALS = ("body_acc", "body_gyro", "total_acc")
@@ -147,11 +147,10 @@ def load_uci_har(path: str | Path, *, splits: tuple[str, ...] = SPLITS, nan_poli
                     f"{files.where(y_rel)}: activity ids {unknown_ids} are not in activity_labels.txt (ids {ids})."
                 )
             y = np.searchsorted(np.array(ids), y_raw)
-            X, y, subject, dropped = check_arrays(
+            X, y, subject, _ = check_arrays(
                 np.stack(signals, axis=1), y, source=files.where(f"{split}/"), classes=classes,
                 subject=subject, nan_policy=nan_policy,
             )
-            report_dropped(files.where(f"{split}/"), dropped, len(y) + dropped)
             parts.append((X, y, subject, np.full(len(y), split == "test")))
     finally:
         files.close()

@@ -9,7 +9,7 @@ import numpy as np
 
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.streams import cut_windows, resample_stream, window_starts
-from fedhar.data.validate import check_arrays, report_dropped
+from fedhar.data.validate import check_arrays
 from fedhar.exceptions import DataError
 
 log = logging.getLogger(__name__)
@@ -122,10 +122,8 @@ def load_wisdm_raw(
     if len(y) == 0:
         raise DataError(f"{path}: no activity segment is at least {window} samples long.")
     finite = np.isfinite(X).reshape(len(X), -1).all(axis=1)
-    n_total = len(y)
     X, y, subject, dropped = check_arrays(X, y, source=str(path), classes=classes, subject=subject,
                                           nan_policy=nan_policy)
-    report_dropped(str(path), dropped, n_total)
     keep = finite if dropped else slice(None)
     return WindowDataset(
         X=X, y=y, subject=subject, channels=CHANNELS, units=UNITS, rate_hz=rate, classes=tuple(classes),

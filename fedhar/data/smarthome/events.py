@@ -50,13 +50,10 @@ class HomeRecording:
     source: str = "<arrays>"
 
     def __post_init__(self) -> None:
-        self.time = _as_seconds(self.time, "time", self.source)
-        self.act_start = _as_seconds(self.act_start, "act_start", self.source)
-        self.act_end = _as_seconds(self.act_end, "act_end", self.source)
-        self.sensor = _as_str(self.sensor)
-        self.state = _as_str(self.state)
-        self.act_label = _as_str(self.act_label)
-        self.act_raw = _as_str(self.act_raw)
+        for key in ("time", "act_start", "act_end"):
+            setattr(self, key, _as_seconds(getattr(self, key), key, self.source))
+        for key in ("sensor", "state", "act_label", "act_raw"):
+            setattr(self, key, _as_str(getattr(self, key)))
         where = f"{self.source} ({self.home})"
         _same_length(where, time=self.time, sensor=self.sensor, state=self.state)
         _same_length(where, act_start=self.act_start, act_end=self.act_end, act_label=self.act_label,

@@ -6,7 +6,7 @@ its final status, and in ``finally`` stops every process it started (including t
 ``flower-superexec``, ``flwr-serverapp`` and ``flwr-clientapp`` processes that Flower
 starts itself). It needs nothing from the network.
 
-Flower 1.41 layout (verified against the installed ``flwr`` source)
+Flower 1.42 layout (verified against the installed ``flwr`` source)
 -------------------------------------------------------------------
 * The SuperLink serves its Runtime API (the former ServerAppIo API), its Control API
   and its Fleet API on **one** HTTP port (``--host``/``--port``, default 8000). The old
@@ -59,11 +59,18 @@ proxy variables), ``PYTHONUNBUFFERED=1``, ``FEDHAR_DEPLOYMENT_TAG=<uuid>`` and i
   installer returns early when the target directory exists, so two ClientApps sharing
   one ``FLWR_HOME`` could import a half-copied app.
 
-Run config: ``run_config`` (and/or the table in ``run_config_file``, flattened, with
-``run_config`` winning) is written to ``<W>/run-config.toml`` and passed as a single
-``--run-config`` file; Flower does not accept a TOML file together with ``k=v`` pairs,
-and a file avoids its ``k=v`` quoting rules. Keys must exist in the app's
-``[tool.flwr.app.config]``.
+Run config: ``run_config`` is written to ``<W>/run-config.toml`` and passed as a single
+``--run-config`` file; a file avoids Flower's ``k=v`` quoting rules. Keys must exist in
+the app's ``[tool.flwr.app.config]``.
+
+With ``simulation=True`` nothing is started here but ``flwr run``, exactly as a user's
+plain ``flwr run .`` on a fresh machine: ``<bin>/flwr run <app_dir> --stream
+--federation-config num-supernodes=<N> [--run-config ...]`` with ``FLWR_HOME=<W>/flwr-home/cli``
+(no ``config.toml``: Flower writes its default, whose ``local`` connection has the magic
+address ``:local:``). ``flwr run`` then starts, detached, ``flower-superlink --insecure
+--simulation`` on ``FLWR_LOCAL_SUPERLINK_HTTP_API_PORT`` (default 39091; a free port here,
+and ``FLWR_LOCAL_CONTROL_API_PORT`` too), logging to ``$FLWR_HOME/local-superlink/`` and
+left running after the run. It inherits the tag, so teardown stops it too.
 
 How the app reaches the nodes
 -----------------------------
@@ -91,22 +98,8 @@ commands, log files, the tag and every pid seen, so callers and tests can check 
 nothing survived (see :func:`leftover_processes` and :func:`tagged_processes`).
 """
 
-from fedhar.federated.deployment.flower import (
-    CONNECTION_NAME,
-    _node_config_arg,
-    _write_run_config,
-    run_deployment,
-)
-from fedhar.federated.deployment.processes import (
-    TAG_ENV_VAR,
-    leftover_processes,
-    tagged_processes,
-)
+from fedhar.federated.deployment.flower import CONNECTION_NAME, node_config_arg, run_deployment, write_run_config
+from fedhar.federated.deployment.processes import TAG_ENV_VAR, leftover_processes, tagged_processes
 
-__all__ = [
-    "CONNECTION_NAME",
-    "TAG_ENV_VAR",
-    "leftover_processes",
-    "run_deployment",
-    "tagged_processes",
-]
+__all__ = ["CONNECTION_NAME", "TAG_ENV_VAR", "leftover_processes", "node_config_arg", "run_deployment",
+           "tagged_processes", "write_run_config"]

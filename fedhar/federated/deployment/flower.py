@@ -20,21 +20,10 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fedhar.exceptions import ConfigError, FederationError
-from fedhar.federated.deployment.processes import (
-    POLL_S,
-    TAG_ENV_VAR,
-    _Deployment,
-    _Proc,
-    _raise_on_sigterm,
-)
-
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10 (tomli ships with flwr)
-    import tomli as tomllib  # type: ignore[no-redef]
+from fedhar.federated.deployment.processes import POLL_S, TAG_ENV_VAR, Deployment, Proc, raise_on_sigterm
 
 CONNECTION_NAME = "fedhar-local"
 HOST = "127.0.0.1"
@@ -55,20 +44,23 @@ def run_deployment(
     app_dir: Path,
     *,
     supernodes: int,
-    node_configs: list[dict[str, int | str]],
+    node_configs: Sequence[dict[str, int | str]] = (),
     run_config: dict[str, bool | int | float | str] | None = None,
-    run_config_file: Path | None = None,
     workdir: Path,
     timeout_s: float = 1800,
     env: dict[str, str] | None = None,
     stream: bool = True,
+    simulation: bool = False,
 ) -> int:
     """Run ``app_dir`` on a fresh local SuperLink + ``supernodes`` SuperNodes.
 
     ``node_configs[i]`` is merged over ``{"partition-id": i, "num-partitions": N}`` for
-    SuperNode i (an empty list means just those defaults). ``timeout_s`` bounds the
-    whole call (startup and run). With ``stream`` the run's logs are echoed to stdout
-    as well as written to ``workdir/flwr-run.log``.
+    SuperNode i (an empty list means just those defaults). With ``simulation`` no
+    SuperLink or SuperNode is started here: ``flwr run`` starts its own local SuperLink,
+    as a plain ``flwr run .`` does, with ``--federation-config num-supernodes=N``; free
+    ports and a private ``FLWR_HOME`` keep it apart, and teardown stops it. ``timeout_s``
+    bounds the whole call (startup and run). With ``stream`` the run's logs are echoed
+    to stdout as well as written to ``workdir/flwr-run.log``.
 
     Returns the exit code of ``flwr run`` (0). Raises :class:`FederationError`, with
     the tail of the relevant log, if startup fails, a process dies, the run times out,
@@ -77,16 +69,24 @@ def run_deployment(
     """
     app_dir = Path(app_dir).resolve()
     workdir = Path(workdir).resolve()
-    _validate_args(app_dir, supernodes, node_configs, run_config_file, timeout_s)
+    _validate_args(app_dir, supernodes, node_configs, timeout_s, simulation)
     deadline = time.monotonic() + timeout_s
     workdir.mkdir(parents=True, exist_ok=True)
 
-    dep = _Deployment(workdir=workdir, tag=uuid.uuid4().hex, bindir=_flower_bindir())
+    dep = Deployment(workdir=workdir, tag=uuid.uuid4().hex, bindir=_flower_bindir())
     dep.base_env = _child_env(dep.bindir, dep.tag, env)
-    restore_sigterm = _raise_on_sigterm()
+    restore_sigterm = raise_on_sigterm()
     try:
-        return _run(dep, app_dir, supernodes, node_configs, run_config, run_config_file,
-                    deadline, timeout_s, stream)
+        if simulation:
+            ports = _free_ports(2)
+            dep.ports = {"superlink": ports[0], "control": ports[1]}
+            dep.base_env.update(FLWR_LOCAL_SUPERLINK_HTTP_API_PORT=str(ports[0]),
+                                FLWR_LOCAL_CONTROL_API_PORT=str(ports[1]))
+            watched, connection = [], ["--federation-config", f"num-supernodes={supernodes}"]
+        else:
+            watched, connection = _start_deployment(dep, supernodes, node_configs, deadline), [CONNECTION_NAME]
+        return _flwr_run(dep, app_dir, connection, write_run_config(workdir, run_config), watched, deadline, timeout_s,
+                         stream)
     finally:
         try:
             dep.teardown()
@@ -95,20 +95,9 @@ def run_deployment(
             restore_sigterm()
 
 
-def _run(
-    dep: _Deployment,
-    app_dir: Path,
-    supernodes: int,
-    node_configs: list[dict[str, int | str]],
-    run_config: dict[str, bool | int | float | str] | None,
-    run_config_file: Path | None,
-    deadline: float,
-    timeout_s: float,
-    stream: bool,
-) -> int:
-    workdir, bindir = dep.workdir, dep.bindir
-    cli_home = workdir / "flwr-home" / "cli"
-    run_config_path = _write_run_config(workdir, run_config, run_config_file)
+def _start_deployment(dep: Deployment, supernodes: int, node_configs: Sequence[dict[str, int | str]],
+                      deadline: float) -> list[Proc]:
+    """Start the SuperLink and SuperNodes (fresh ports on a lost bind race) and point the CLI at them."""
     for attempt in range(1, STARTUP_ATTEMPTS + 1):
         try:
             superlink, nodes = _start_cluster(dep, supernodes, node_configs, deadline)
@@ -119,10 +108,16 @@ def _run(
             if attempt == STARTUP_ATTEMPTS:
                 raise FederationError(_msg(f"ports kept being taken ({attempt} attempts)",
                                            [err.proc])) from None
-    _write_connection_config(cli_home, dep.ports["superlink"])
+    _write_connection_config(dep.workdir / "flwr-home" / "cli", dep.ports["superlink"])
+    return [superlink, *nodes]
 
-    # 3. flwr run
-    cmd = [str(bindir / "flwr"), "run", str(app_dir), CONNECTION_NAME, "--stream"]
+
+def _flwr_run(dep: Deployment, app_dir: Path, connection: list[str], run_config_path: Path | None,
+              watched: list[Proc], deadline: float, timeout_s: float, stream: bool) -> int:
+    """``flwr run`` on ``connection`` (ours, or options for Flower's default local one), then the run's
+    final status, while the ``watched`` processes stay alive."""
+    workdir, cli_home = dep.workdir, dep.workdir / "flwr-home" / "cli"
+    cmd = [str(dep.bindir / "flwr"), "run", str(app_dir), *connection, "--stream"]
     if run_config_path is not None:
         cmd += ["--run-config", str(run_config_path)]
     run_log = workdir / "flwr-run.log"
@@ -135,8 +130,8 @@ def _run(
         if now > deadline:
             pump.join(timeout=0.1)
             raise FederationError(_msg(f"the run did not finish within timeout_s={timeout_s:g} s",
-                                       [runner, superlink, *nodes]))
-        dead = [p for p in (superlink, *nodes) if p.popen.poll() is not None]
+                                       [runner, *watched]))
+        dead = [p for p in watched if p.popen.poll() is not None]
         if dead:
             pump.join(timeout=2)
             raise FederationError(_msg(f"{dead[0].name} exited (code {dead[0].popen.returncode}) "
@@ -151,25 +146,24 @@ def _run(
     match = _RUN_ID.search(_read_text(run_log))
     dep.run_id = match.group(1) if match else None
     if rc != 0 or dep.run_id is None:
-        raise FederationError(_msg(f"`flwr run` failed with exit code {rc}", [runner, superlink]))
+        raise FederationError(_msg(f"`flwr run` failed with exit code {rc}", [runner, *watched[:1]]))
 
-    # 4. Final run status (`flwr run --stream` exits 0 even if the ServerApp raised).
-    dep.run_status = _run_status(dep, cli_home, dep.run_id, deadline)
+    # `flwr run --stream` exits 0 even if the ServerApp raised: read the final status.
+    dep.run_status = _run_status(dep, cli_home, [c for c in connection if c == CONNECTION_NAME], dep.run_id, deadline)
     status = str(dep.run_status.get("status", "?"))
     if status != "finished:completed":
         details = dep.run_status.get("status-details", "")
-        raise FederationError(_msg(f"run {dep.run_id} ended as {status!r}: {details}",
-                                   [runner, superlink, *nodes]))
+        raise FederationError(_msg(f"run {dep.run_id} ended as {status!r}: {details}", [runner, *watched]))
     return rc
 
 
 class _PortTaken(Exception):
-    def __init__(self, proc: _Proc) -> None:
+    def __init__(self, proc: Proc) -> None:
         super().__init__(proc.name)
         self.proc = proc
 
 
-def _check_startup(procs: list[_Proc], what: str) -> None:
+def _check_startup(procs: list[Proc], what: str) -> None:
     """Raise if a process exited; :class:`_PortTaken` if it lost a port race."""
     for proc in procs:
         if proc.popen.poll() is not None:
@@ -179,8 +173,8 @@ def _check_startup(procs: list[_Proc], what: str) -> None:
                                        f"{proc.popen.returncode}", [proc]))
 
 
-def _start_cluster(dep: _Deployment, supernodes: int, node_configs: list[dict[str, int | str]],
-                   deadline: float) -> tuple[_Proc, list[_Proc]]:
+def _start_cluster(dep: Deployment, supernodes: int, node_configs: Sequence[dict[str, int | str]],
+                   deadline: float) -> tuple[Proc, list[Proc]]:
     """Start the SuperLink, wait until it serves, start the SuperNodes, wait until registered."""
     workdir, bindir = dep.workdir, dep.bindir
     homes = workdir / "flwr-home"
@@ -205,7 +199,7 @@ def _start_cluster(dep: _Deployment, supernodes: int, node_configs: list[dict[st
         time.sleep(POLL_S)
     dep.mark("superlink_healthy_s")
 
-    nodes: list[_Proc] = []
+    nodes: list[Proc] = []
     for i in range(supernodes):
         cfg: dict[str, int | str] = {"partition-id": i, "num-partitions": supernodes}
         if node_configs:
@@ -213,7 +207,7 @@ def _start_cluster(dep: _Deployment, supernodes: int, node_configs: list[dict[st
         nodes.append(dep.start(
             f"supernode-{i}",
             [str(bindir / "flower-supernode"), "--insecure", "--superlink", f"{HOST}:{ports[0]}",
-             "--host", HOST, "--port", str(ports[1 + i]), "--node-config", _node_config_arg(cfg)],
+             "--host", HOST, "--port", str(ports[1 + i]), "--node-config", node_config_arg(cfg)],
             homes / f"supernode-{i}", workdir / f"supernode-{i}.log",
         ))
     pending = list(nodes)
@@ -231,9 +225,9 @@ def _start_cluster(dep: _Deployment, supernodes: int, node_configs: list[dict[st
     return superlink, nodes
 
 
-def _run_status(dep: _Deployment, cli_home: Path, run_id: str, deadline: float) -> dict[str, Any]:
+def _run_status(dep: Deployment, cli_home: Path, connection: list[str], run_id: str, deadline: float) -> dict[str, Any]:
     """Return the run's entry from ``flwr ls --run-id``; wait briefly if not finished."""
-    cmd = [str(dep.bindir / "flwr"), "ls", CONNECTION_NAME, "--run-id", run_id, "--format", "json"]
+    cmd = [str(dep.bindir / "flwr"), "ls", *connection, "--run-id", run_id, "--format", "json"]
     env = dict(dep.base_env, FLWR_HOME=str(cli_home))
     end = min(deadline, time.monotonic() + 30)
     entry: dict[str, Any] = {}
@@ -252,8 +246,8 @@ def _run_status(dep: _Deployment, cli_home: Path, run_id: str, deadline: float) 
         time.sleep(1.0)
 
 
-def _validate_args(app_dir: Path, supernodes: int, node_configs: list[dict[str, int | str]],
-                   run_config_file: Path | None, timeout_s: float) -> None:
+def _validate_args(app_dir: Path, supernodes: int, node_configs: Sequence[dict[str, int | str]],
+                   timeout_s: float, simulation: bool) -> None:
     if not (app_dir / "pyproject.toml").is_file():
         raise ConfigError(f"Flower app directory {app_dir} has no pyproject.toml.")
     if supernodes < 1:
@@ -261,8 +255,8 @@ def _validate_args(app_dir: Path, supernodes: int, node_configs: list[dict[str, 
     if node_configs and len(node_configs) != supernodes:
         raise ConfigError(f"`node_configs` must have one entry per SuperNode ({supernodes}); "
                           f"got {len(node_configs)}.")
-    if run_config_file is not None and not Path(run_config_file).is_file():
-        raise ConfigError(f"Run-config file {run_config_file} does not exist.")
+    if simulation and node_configs:
+        raise ConfigError("`node_configs` cannot be set with `simulation`: Flower's Simulation Runtime numbers the nodes.")
     if timeout_s <= 0:
         raise ConfigError(f"`timeout_s` must be positive; got {timeout_s}.")
 
@@ -305,41 +299,18 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _write_connection_config(cli_home: Path, port: int) -> Path:
+def _write_connection_config(cli_home: Path, port: int) -> None:
     cli_home.mkdir(parents=True, exist_ok=True)
-    path = cli_home / "config.toml"
-    path.write_text(
-        f'[superlink]\ndefault = "{CONNECTION_NAME}"\n\n'
-        f'[superlink.{CONNECTION_NAME}]\naddress = "{HOST}:{port}"\ninsecure = true\n',
-        encoding="utf-8",
-    )
-    return path
+    (cli_home / "config.toml").write_text(f'[superlink]\ndefault = "{CONNECTION_NAME}"\n\n[superlink.{CONNECTION_NAME}]\n'
+                                          f'address = "{HOST}:{port}"\ninsecure = true\n', encoding="utf-8")
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _write_run_config(workdir: Path, run_config: dict[str, Any] | None,
-                      run_config_file: Path | None) -> Path | None:
-    if run_config is None and run_config_file is None:
+def write_run_config(workdir: Path, run_config: dict[str, Any] | None) -> Path | None:
+    """``run_config`` as ``workdir/run-config.toml``: one ``--run-config`` file, free of ``k=v`` quoting rules."""
+    if run_config is None:
         return None
-    merged: dict[str, Any] = {}
-    if run_config_file is not None:
-        try:
-            merged.update(_flatten(tomllib.loads(Path(run_config_file).read_text("utf-8"))))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"Cannot read run-config file {run_config_file}: {err}") from err
-    merged.update(run_config or {})
     lines = []
-    for key, value in merged.items():
+    for key, value in run_config.items():
         if not isinstance(value, (bool, int, float, str)):
             raise ConfigError(f"Run-config value for {key!r} must be bool, int, float or str; "
                               f"got {type(value).__name__}.")
@@ -352,17 +323,12 @@ def _write_run_config(workdir: Path, run_config: dict[str, Any] | None,
 def _toml_value(value: bool | int | float | str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        if text in ("inf", "-inf", "nan"):
-            return text
-        return text if any(c in text for c in ".en") else text + ".0"
+    if isinstance(value, (int, float)):
+        return repr(value)  # a float's repr always has a point or an exponent (or is inf/nan), as TOML wants
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def _node_config_arg(cfg: dict[str, int | str]) -> str:
+def node_config_arg(cfg: dict[str, int | str]) -> str:
     """Format ``--node-config`` (Flower parses ``k=v`` pairs split on whitespace)."""
     parts = []
     for key, value in cfg.items():
@@ -421,14 +387,9 @@ def _tail_text(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _msg(what: str, procs: list[_Proc]) -> str:
+def _msg(what: str, procs: list[Proc]) -> str:
     """Build a FederationError reason: ``what`` plus the tail of each process's log."""
     parts = [f"Local Flower deployment: {what}."]
-    seen: set[Path] = set()
-    for proc in procs:
-        if proc.log_path in seen:
-            continue
-        seen.add(proc.log_path)
-        parts.append(f"--- last {TAIL_LINES} lines of {proc.log_path} ---\n"
-                     f"{_tail_text(_read_text(proc.log_path)) or '(empty)'}")
+    for log in dict.fromkeys(proc.log_path for proc in procs):  # each log once
+        parts.append(f"--- last {TAIL_LINES} lines of {log} ---\n{_tail_text(_read_text(log)) or '(empty)'}")
     return "\n".join(parts)

@@ -1,14 +1,15 @@
 """Generic process-group bookkeeping and teardown for the local Deployment Engine.
 
 Every started process (and everything it starts) carries ``FEDHAR_DEPLOYMENT_TAG``;
-:class:`_Deployment` starts processes in their own sessions, records their pids and a
-``deployment.json`` manifest, and its :meth:`_Deployment.teardown` SIGTERMs, then
+:class:`Deployment` starts processes in their own sessions, records their pids and a
+``deployment.json`` manifest, and its :meth:`Deployment.teardown` SIGTERMs, then
 SIGKILLs, every started process group and every tagged process found by scanning
 ``/proc``. Nothing here knows about Flower; see :mod:`fedhar.federated.deployment`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -43,16 +44,11 @@ def tagged_processes(tag: str) -> list[int]:
     Linux only (reads ``/proc/<pid>/environ``); returns ``[]`` elsewhere.
     """
     needle = f"{TAG_ENV_VAR}={tag}".encode()
-    own = os.getpid()
-    found = []
-    for pid in _all_pids():
-        if pid != own and _has_env_entry(pid, needle) and _alive(pid):
-            found.append(pid)
-    return sorted(found)
+    return sorted(pid for pid in _all_pids() if pid != os.getpid() and _has_env_entry(pid, needle) and _alive(pid))
 
 
 @dataclass
-class _Proc:
+class Proc:
     name: str
     cmd: list[str]
     log_path: Path
@@ -61,12 +57,12 @@ class _Proc:
 
 
 @dataclass
-class _Deployment:
+class Deployment:
     workdir: Path
     tag: str
     bindir: Path
     base_env: dict[str, str] = field(default_factory=dict)
-    procs: list[_Proc] = field(default_factory=list)
+    procs: list[Proc] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     seen_pids: set[int] = field(default_factory=set)
     run_id: str | None = None
@@ -80,27 +76,22 @@ class _Deployment:
 
     # ---- process management
     def start(self, name: str, cmd: list[str], flwr_home: Path | None,
-              log_path: Path, capture: bool = False) -> _Proc:
+              log_path: Path, capture: bool = False) -> Proc:
         proc_env = dict(self.base_env)
         if flwr_home is not None:
             flwr_home.mkdir(parents=True, exist_ok=True)
             proc_env["FLWR_HOME"] = str(flwr_home)
-        log_file = None
-        if capture:
-            stdout: Any = subprocess.PIPE
-        else:
-            log_file = log_path.open("wb")
-            stdout = log_file
+        log_file = None if capture else log_path.open("wb")
         popen = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             cmd,
             stdin=subprocess.DEVNULL,
-            stdout=stdout,
+            stdout=subprocess.PIPE if capture else log_file,
             stderr=subprocess.STDOUT,
             env=proc_env,
             cwd=str(self.workdir),
             start_new_session=True,
         )
-        proc = _Proc(name=name, cmd=cmd, log_path=log_path, popen=popen, log_file=log_file)
+        proc = Proc(name=name, cmd=cmd, log_path=log_path, popen=popen, log_file=log_file)
         self.procs.append(proc)
         self.seen_pids.add(popen.pid)
         self.write_manifest()
@@ -139,10 +130,8 @@ class _Deployment:
             if not targets:
                 break
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
             if proc.log_file is not None:
                 proc.log_file.close()
         self.survivors = sorted(set(leftover_processes(self.seen_pids, tag=self.tag))
@@ -173,8 +162,8 @@ class _Deployment:
         tmp.replace(path)
 
 
-def _raise_on_sigterm() -> Callable[[], None]:
-    """While a deployment runs, turn SIGTERM into SystemExit so teardown still happens.
+def raise_on_sigterm() -> Callable[[], None]:
+    """Turn SIGTERM into SystemExit, so teardown (``finally`` blocks) still happens.
 
     Returns a function that restores the previous handler (a no-op off the main thread).
     """
@@ -260,10 +249,8 @@ def _descendants(roots: set[int]) -> set[int]:
 def _signal_group(pgid: int, sig: int, own_pgrp: int) -> None:
     if pgid <= 1 or pgid == own_pgrp:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _signal_pid(pid: int, sig: int, tag: str, own_pgrp: int, ours: set[int]) -> None:
@@ -279,7 +266,5 @@ def _signal_pid(pid: int, sig: int, tag: str, own_pgrp: int, ours: set[int]) -> 
         return
     if st is not None and st[2] == pid:
         _signal_group(pid, sig, own_pgrp)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -9,7 +9,7 @@ import torch
 from fedhar.data.smarthome import read_home
 from fedhar.data.smarthome.windows import event_windows
 from fedhar.exceptions import ConfigError, DataError
-from fedhar.text import ByteTokenizer, EventTextTemplate, encode_texts, parse_line, serialize_window, serialize_windows
+from fedhar.data.smarthome import ByteTokenizer, EventTextTemplate, encode_texts, parse_line, serialize_window, serialize_windows
 
 
 def test_serialisation_is_deterministic_and_round_trips(generated_homes, real_data):
@@ -26,7 +26,7 @@ def test_serialisation_is_deterministic_and_round_trips(generated_homes, real_da
                 assert f["time"] == rec.time[i].astype("datetime64[s]").item().strftime("%H:%M")
                 assert f["place"] == info.place.replace("_", " ").lower()
                 assert f["sensor"] == info.name.replace("_", " ").lower()
-                assert f["state"] == __import__("fedhar.text.serialize", fromlist=["state_word"]).state_word(info.type, rec.state[i])
+                assert f["state"] == __import__("fedhar.data.smarthome.serialize", fromlist=["state_word"]).state_word(info.type, rec.state[i])
 
 
 def test_template_fields_and_header(generated_homes):
@@ -52,7 +52,7 @@ def test_tokenised_windows_keep_the_latest_events():
 
 def test_smarthome_format_split_and_masks(generated_homes):
     from fedhar.config import build_config
-    from fedhar.data.build import load_splits
+    from fedhar.data.sources import load_splits
     from fedhar.data.vocab import MASK_KEY
 
     cfg = build_config({"data": {"source": str(generated_homes), "split": "chronological", "test_fraction": 0.3,
@@ -101,7 +101,7 @@ def test_text_model_ignores_padding_and_trimming_keeps_logits(pooling):
 
 
 def test_zero_shot_cache_matches_full_scoring():
-    from fedhar.text.zero_shot import PROMPT, ZeroShotScorer, load_causal_lm
+    from fedhar.smarthome.zero_shot import PROMPT, ZeroShotScorer, load_causal_lm
 
     lm, tok = load_causal_lm("tiny-llama", seed=1), ByteTokenizer()
     scorer = ZeroShotScorer(lm, tok, ["sleeping", "leaving", "toileting"], precision="fp32")
@@ -119,8 +119,8 @@ def test_zero_shot_cache_matches_full_scoring():
 def test_embedded_tokenizer_is_cached_with_the_weights():
     from pathlib import Path
 
-    from fedhar.models.hub import resolve_pretrained
-    from fedhar.text.tokenize import load_tokenizer
+    from fedhar.hub import resolve_pretrained
+    from fedhar.data.smarthome.tokenize import load_tokenizer
 
     tok = load_tokenizer("smollm2-135m")
     assert (Path(resolve_pretrained("smollm2-135m")) / "tokenizer.json").exists()
@@ -130,9 +130,9 @@ def test_embedded_tokenizer_is_cached_with_the_weights():
 
 
 def decode_roundtrip(ids, tok):
-    from fedhar.text.tokenize import decode_ids
+    from fedhar.smarthome.zero_shot import texts_of
 
-    return decode_ids(ids[0], tok)
+    return texts_of(ids[:1], tok)[0]
 
 
 def test_client_local_split_can_be_chronological(generated_homes):

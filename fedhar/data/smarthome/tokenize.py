@@ -1,7 +1,7 @@
 """Texts to token ids with the backbone's own tokenizer, as int64 windows ``(N, 1, L)``.
 
 The embedded SmolLM2 GGUF carries its tokenizer; it is cached with the fp32 weights
-(:func:`fedhar.models.hub.resolve_pretrained`). ``bytes`` is a byte-level tokenizer for the
+(:func:`fedhar.hub.resolve_pretrained`). ``bytes`` is a byte-level tokenizer for the
 random ``tiny-llama`` test backbone (vocabulary 256), so tests need no model files.
 Padding is ``-1``: the model builds its attention mask and pooling from it. Texts longer than
 ``max_tokens`` keep their *end* (the most recent events, where the label is decided).
@@ -23,7 +23,6 @@ class ByteTokenizer:
     """UTF-8 bytes as token ids: a dependency-free tokenizer for tests and tiny models."""
 
     vocab_size = 256
-    eos_token_id = 10  # newline
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return list(text.encode("utf-8"))
@@ -40,7 +39,7 @@ def load_tokenizer(name: str):
         return ByteTokenizer()
     from transformers import AutoTokenizer
 
-    from fedhar.models.hub import EMBEDDED, embedded_gguf, resolve_pretrained
+    from fedhar.hub import EMBEDDED, embedded_gguf, resolve_pretrained
 
     source = resolve_pretrained(name)
     try:
@@ -65,9 +64,3 @@ def encode_texts(texts: Sequence[str], tokenizer, max_tokens: int = 128) -> np.n
     for i, r in enumerate(rows):
         out[i, 0, : len(r)] = r
     return out
-
-
-def decode_ids(ids: np.ndarray, tokenizer) -> str:
-    """One window's ids (``(L,)`` or ``(1, L)``) back to text, padding dropped."""
-    flat = np.asarray(ids).reshape(-1)
-    return tokenizer.decode([int(i) for i in flat if i != PAD])

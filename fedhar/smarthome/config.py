@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from fedhar.distill.config import DistillConfig
 from fedhar.exceptions import ConfigError
@@ -12,7 +13,7 @@ from fedhar.exceptions import ConfigError
 class SmartHomeConfig:
     """The smart-home comparison (``simulations/smarthome.py``): per home, or federated over homes."""
 
-    mode: str = field(default="central", metadata={"help": "central (per home: zero-shot, classical, teacher, student, distilled student) or federated (the homes as Flower clients, against each home's own model)."})
+    mode: Literal["central", "federated"] = field(default="central", metadata={"help": "central (per home: zero-shot, classical, teacher, student, distilled student) or federated (the homes as Flower clients, against each home's own model)."})
     homes: list[str] = field(default_factory=lambda: ["ordonez_a", "ordonez_b"], metadata={"help": "Homes (see fedhar.data.smarthome.HOMES)."})
     teacher_layers: int | None = field(default=None, metadata={"help": "Decoder blocks of the LoRA teacher (null: all 30 of SmolLM2)."})
     student_layers: int = field(default=2, metadata={"help": "Decoder blocks of the small student."})
@@ -24,8 +25,6 @@ class SmartHomeConfig:
     classical_trees: int = field(default=300, metadata={"help": "Trees of the random forest on sensor counts + hour."})
 
     def __post_init__(self) -> None:
-        if self.mode not in ("central", "federated"):
-            raise ConfigError(f"`smarthome.mode` must be central or federated; got {self.mode!r}.")
         if not self.homes:
             raise ConfigError("`smarthome.homes` is empty; name some homes.")
         for key in ("teacher_layers", "student_layers", "teacher_epochs", "student_epochs", "zero_shot_layers"):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fedhar.text.study import MODELS
+import pytest
+
+from fedhar.smarthome.study import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,11 +41,17 @@ def test_tiny_smarthome_study_compares_all_models_and_resumes(generated_homes, t
     for name in ("config.yaml", "results.json", "metrics.csv", "report.md", "macro_f1.png"):
         assert (out / name).exists(), name
     assert "distilled student" in res.stdout and "| ordonez_b |" in res.stdout
-    # a restarted study keeps finished homes: remove one, resume, only it is recomputed
-    (out / "homes" / "ordonez_b.json").unlink()
-    kept = (out / "homes" / "ordonez_a.json").read_text()
+    assert set(r["cells"]) == {"ordonez_a", "ordonez_b"} and r["status"] == "complete"
+    # a study interrupted after its first home resumes with that home kept: only the second is recomputed
+    first, second = r["homes"]
+    del r["cells"]["ordonez_b"]
+    r.update(homes=[first], status="failed", complete=False)
+    (out / "results.json").write_text(json.dumps(r))
     _run(args + ["--resume"])
-    assert (out / "homes" / "ordonez_a.json").read_text() == kept and (out / "homes" / "ordonez_b.json").exists()
+    again = json.loads((out / "results.json").read_text())
+    assert again["complete"] and again["homes"][0] == first  # kept as it was, timings included
+    assert again["homes"][1]["home"] == "ordonez_b" and again["homes"][1]["models"].keys() == second["models"].keys()
+    assert again["homes"][1]["models"]["classical"]["macro_f1"] == second["models"]["classical"]["macro_f1"]
 
 
 def test_tiny_federated_run_over_two_generated_homes(generated_homes, tmp_path):
@@ -62,3 +70,17 @@ def test_tiny_federated_run_over_two_generated_homes(generated_homes, tmp_path):
     # only LoRA + head crossed the network, never the backbone
     assert fed["model"]["update_bytes"] < 4 * fed["model"]["backbone_params"]
     assert (out / "report.md").read_text().count("| ordonez_") == 2
+
+
+def test_study_checks_refuse_settings_the_study_would_override(tmp_path):
+    """`data.options.homes` and a federated partition other than one client per home would be silently replaced."""
+    from fedhar.config import load_config
+    from fedhar.exceptions import ConfigError
+    from fedhar.studies import run_study
+
+    with pytest.raises(ConfigError, match="`data.options.homes` is set by the smart-home study"):
+        run_study("smarthome", load_config(REPO / "configs/smarthome_tiny.yaml", ["data.options.homes=[ordonez_b]"]), str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="needs `federated.partition: subject`"):
+        run_study("smarthome", load_config(REPO / "configs/smarthome_tiny.yaml", ["smarthome.mode=federated", "federated.partition=iid",
+                                                                                  "federated.num_clients=2"]), str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fedhar.exceptions import ModelError
-from fedhar.text.tokenize import PAD
+from fedhar.data.smarthome.tokenize import PAD
 
 PHRASES = {
     "sleeping": "sleeping", "toileting": "using the toilet", "showering": "taking a shower",
@@ -38,16 +38,16 @@ def load_causal_lm(name: str, layers: int | None = None, seed: int = 0):
         cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
         return AutoModelForCausalLM.from_config(cfg).eval()
-    from fedhar.models.hub import resolve_pretrained
+    from fedhar.hub import resolve_pretrained
 
     try:
         model = AutoModelForCausalLM.from_pretrained(resolve_pretrained(name), dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ModelError(f"Could not load `{name}` as a language model: {str(exc).splitlines()[0]}.") from None
     if layers is not None:
-        from fedhar.models.backbones import _truncate
+        from fedhar.models.backbones import truncate_blocks
 
-        _truncate(model.model, layers)
+        truncate_blocks(model.model, layers)
     return model.eval()
 
 

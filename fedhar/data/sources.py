@@ -34,17 +34,12 @@ _STREAM_OPTIONS = {"hapt": ("window", "step", "rate_hz"), "wisdm_raw": ("window"
 """Formats that cut windows themselves: these config fields go to the loader, not to transforms."""
 
 
-def data_root(root: str | None) -> Path | None:
-    """``root`` or ``$FEDHAR_DATA_DIR`` (None when neither is set)."""
-    value = root if root is not None else os.environ.get(ENV_ROOT)
-    return Path(value).expanduser() if value else None
-
-
 def resolve_source(source: str, root: str | None = None) -> str:
     """Path of ``source`` (or ``"synthetic"``): a known name inside the root, or a file/folder path."""
     if source == "synthetic":
         return source
-    base = data_root(root)
+    value = root if root is not None else os.environ.get(ENV_ROOT)
+    base = Path(value).expanduser() if value else None  # the data root, when either names one
     if source in KNOWN_SOURCES:
         if base is None:
             raise ConfigError(
@@ -52,17 +47,15 @@ def resolve_source(source: str, root: str | None = None) -> str:
                 f"environment variable {ENV_ROOT} is set. Set one of them (e.g. {ENV_ROOT}=../shared/data)."
             )
         tried = [base / name for name in KNOWN_SOURCES[source]]
-        for cand in tried:
-            if cand.exists():
-                return str(cand)
+        if found := next((c for c in tried if c.exists()), None):
+            return str(found)
         raise DataError(
             f"data source `{source}` not found in {base}; looked for: {', '.join(str(t) for t in tried)}."
         )
     path = Path(source).expanduser()
     tried = [path] if path.is_absolute() else ([base / path] if base is not None else []) + [Path.cwd() / path]
-    for cand in tried:
-        if cand.exists():
-            return str(cand)
+    if found := next((c for c in tried if c.exists()), None):
+        return str(found)
     raise DataError(
         f"`data.source: {source}` is neither a known dataset ({', '.join([*KNOWN_SOURCES, 'synthetic'])}) "
         f"nor an existing path; tried: {', '.join(str(t) for t in tried)}."

@@ -1,0 +1,77 @@
+"""Every study fedhar runs, by name: ``fedhar study NAME --config C [--out D] [--resume] [--force]``.
+
+A study is a function ``run(cfg, folder, **options) -> results`` over an opened
+:class:`~fedhar.reporting.RunFolder`; the folder owns resume, result files and the run's status,
+so a study only computes its cells and writes its report. ``train``, ``pretrain`` and
+``simulate`` are studies too, so every run folder has one lifecycle. Studies import lazily:
+naming one never loads the others' dependencies, and listing them loads none.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from fedhar.checks import run_checks
+from fedhar.config import ExperimentConfig
+from fedhar.registry import Registry
+
+
+def _load(spec: str) -> Callable[..., Any]:
+    module, fn = spec.split(":")
+    return getattr(importlib.import_module(module), fn)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A registered study: what it is, and where its runner lives (``module:function``)."""
+
+    help: str
+    target: str
+    select: Callable[[ExperimentConfig], str | None] | None = None
+    """Picks another ``module:function`` from the config (e.g. a protocol), or None for ``target``."""
+    prepare: str | None = None
+    """``module:function(cfg, path) -> cfg`` that fills defaults which depend on the run folder
+    before the folder is opened, so the saved config (compared on resume) already holds them."""
+
+    def runner(self, cfg: ExperimentConfig) -> Callable[..., dict]:
+        return _load((self.select(cfg) if self.select else None) or self.target)
+
+
+STUDIES: Registry[Study] = Registry("study")
+STUDIES.register("train", Study("central training and evaluation (fedhar train)", "fedhar.training.central:run_central"))
+STUDIES.register("pretrain", Study("masked-autoencoder pretraining (pretrain.*; fedhar pretrain)", "fedhar.training.pretrain:run_pretrain"))
+STUDIES.register("simulate", Study("one federated run on Flower (federated.*; fedhar simulate)", "fedhar.federated.run:run_in_folder",
+                                   prepare="fedhar.federated.run:with_state_dir"))
+STUDIES.register("cross_dataset", Study(
+    "leave-one-dataset-out federated rounds with zero-/few-shot adaptation (lodo.*)", "fedhar.transfer.lodo:run_lodo",
+    lambda cfg: "fedhar.transfer.mae_lodo:run_mae_lodo" if cfg.lodo.protocol == "mae" else None))
+STUDIES.register("personalization", Study(
+    "federated model, then on-device personalisation per client (personalization.*)",
+    "fedhar.transfer.personalize:run_personalization"))
+STUDIES.register("continual", Study(
+    "continual adaptation over a drift scenario, central or federated (continual.*)", "fedhar.continual.experiment:run_continual",
+    lambda cfg: "fedhar.continual.federated:run_continual_federated" if cfg.continual.mode == "federated" else None))
+STUDIES.register("sweep", Study("one config key swept over values, per model variant (sweep.*)", "fedhar.training.sweep:run_sweep"))
+STUDIES.register("smarthome", Study(
+    "smart-home event text per home, or homes as federated clients (smarthome.*)", "fedhar.smarthome.study:run_smarthome",
+    lambda cfg: "fedhar.smarthome.federated:run_smarthome_federated" if cfg.smarthome.mode == "federated" else None))
+STUDIES.register("distill", Study("teacher -> student distillation on sensor windows (distill.*)", "fedhar.distill.study:run_distill_study"))
+
+
+def run_study(name: str, cfg: ExperimentConfig, out: str | None = None, resume: bool = False, force: bool = False,
+              **options: Any) -> dict:
+    """Open the run folder, run the study in it (marked failed if it raises), return its results.
+
+    ``options`` go to the runner as keywords (e.g. ``engine`` for ``simulate``)."""
+    from fedhar.reporting import RunFolder, run_path
+
+    study = STUDIES.get(name, "fedhar study")
+    run_checks(cfg, name)
+    path = run_path(out, cfg.name)
+    if study.prepare:
+        cfg = _load(study.prepare)(cfg, path)
+    runner = study.runner(cfg)
+    with RunFolder.open(cfg, path, resume=resume, force=force, kind=name) as folder:
+        return runner(cfg, folder, **options)
