@@ -39,6 +39,21 @@ def run_checks(cfg: "ExperimentConfig", study: str | None = None) -> None:
 
 # ---------------------------------------------------------------------------- the checks
 
+@check()
+def seed_list(cfg: "ExperimentConfig") -> None:
+    """``seeds``: distinct, non-negative, at least one; ``seed`` beside it only if it is one of them
+    (each seed run takes its own seed, so any other ``seed`` would be silently ignored)."""
+    if cfg.seeds is None:
+        return
+    if not cfg.seeds:
+        raise ConfigError("`seeds` is empty: list at least one seed (e.g. [0, 1, 2]), or drop it for one run with `seed`.")
+    if len(set(cfg.seeds)) != len(cfg.seeds) or any(s < 0 for s in cfg.seeds):
+        raise ConfigError(f"`seeds` must be distinct non-negative integers; got {cfg.seeds}.")
+    if cfg.seed != 0 and cfg.seed not in cfg.seeds:
+        raise ConfigError(f"`seed` {cfg.seed} is not among `seeds` {cfg.seeds}: with `seeds`, each seed run takes its own "
+                          "seed, so drop `seed`.")
+
+
 
 @check()
 def continual_federated(cfg: "ExperimentConfig") -> None:

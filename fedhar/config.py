@@ -18,6 +18,7 @@ from fedhar.distill.config import DistillStudyConfig
 from fedhar.exceptions import ConfigError
 from fedhar.federated.config import FederatedConfig
 from fedhar.models.config import ModelConfig
+from fedhar.reporting.stats import StatsConfig
 from fedhar.schema import from_mapping, to_mapping
 from fedhar.smarthome.config import SmartHomeConfig
 from fedhar.training.config import PretrainConfig, SweepConfig, TrainConfig
@@ -27,7 +28,9 @@ from fedhar.transfer.config import LodoConfig, PersonalizationConfig
 @dataclass
 class ExperimentConfig:
     name: str = field(default="experiment", metadata={"help": "Run name (used for the run folder)."})
-    seed: int = field(default=0, metadata={"help": "Seed for data splits, init and batch order."})
+    seed: int = field(default=0, metadata={"help": "Seed for data splits, init, LoRA init, client sampling, label-budget draws and batch order."})
+    seeds: list[int] | None = field(default=None, metadata={"help": "Run once per seed, each a complete resumable run in <run>/seed_<s>/, and report mean ± std, 95% intervals and paired tests (also --seeds 0,1,2); null: one run with `seed`."})
+    stats: StatsConfig = field(default_factory=StatsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -71,8 +74,8 @@ def build_config(data: Mapping[str, Any] | None, overrides: str | Iterable[str] 
         raise ConfigError(f"{source}: {exc.reason}") from None
 
 
-def load_config(path: str | Path, overrides: str | Iterable[str] = ()) -> ExperimentConfig:
-    """Read a YAML experiment file; missing files, bad YAML and unknown keys are ConfigErrors."""
+def read_yaml(path: str | Path) -> dict:
+    """A YAML file's top-level mapping, unvalidated; a missing file or bad YAML is a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file {path} does not exist.")
@@ -82,7 +85,12 @@ def load_config(path: str | Path, overrides: str | Iterable[str] = ()) -> Experi
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (data, model, train, ...).")
-    return build_config(data, overrides, str(path))
+    return data
+
+
+def load_config(path: str | Path, overrides: str | Iterable[str] = ()) -> ExperimentConfig:
+    """Read a YAML experiment file; missing files, bad YAML and unknown keys are ConfigErrors."""
+    return build_config(read_yaml(path), overrides, str(path))
 
 
 def config_to_dict(cfg: ExperimentConfig) -> dict:

@@ -165,7 +165,8 @@ def report_markdown(results: dict) -> str:
                      f"{fmt(c['fwt'])} | {fmt(c['macro_f1']['acc'])} | {fmt(c['macro_f1']['bwt'])} | "
                      f"{_memory_cell(r['memory'])} | {r['train_seconds']:.0f} | {detected} |")
     best = max(results["runs"], key=lambda r: (r["continual"]["acc"] or -1))
-    lines += ["", f"Best final ACC: **{best['model']} / {best['strategy']}** ({fmt(best['continual']['acc'])}).", "",
+    lines += ["", f"Highest final ACC (one seed, no test; run with `seeds:` for paired verdicts): "
+              f"**{best['model']} / {best['strategy']}** ({fmt(best['continual']['acc'])}).", "",
               "Rows of R (accuracy after training on phase i, columns: " + ", ".join(names) + ") are in results.json "
               "(`runs[*].continual.matrix`) and `matrices.png`."]
     return "\n".join(lines) + "\n"

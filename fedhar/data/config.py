@@ -45,8 +45,14 @@ class DataConfig:
     test_subjects: list[int] | None = field(
         default=None, metadata={"help": "Explicit test subjects for the subject split (overrides test_fraction)."}
     )
-    channels: list[str] | None = field(
-        default=None, metadata={"help": "Channels or whole sensors to keep, in order (e.g. [acc, gyro])."}
+    channels: list[str] | dict[str, str | None] | None = field(
+        default=None,
+        metadata={"help": "Two forms. A list selects channels or whole sensors to keep, in order (e.g. [acc, gyro]). "
+                          "A mapping renames the dataset's channels (names as `fedhar data info` prints them) to "
+                          "`<sensor>_<axis>` names, e.g. {ax: acc_x, ay: acc_y, az: acc_z, gx: gyro_x, gy: gyro_y, "
+                          "gz: gyro_z}; unmapped channels keep their names, a null value drops a channel. Channels "
+                          "not named `<sensor>_<axis>` are warned about: each would be a one-axis sensor of its own, "
+                          "which the cross-dataset pool cannot use."},
     )
     rate_hz: float | None = field(default=None, metadata={"help": "Resample to this rate (Hz)."})
     window: int | None = field(
@@ -63,8 +69,16 @@ class DataConfig:
         default=False, metadata={"help": "With label_budget_fraction: the same number of windows per class, "
                                          "int(train windows * fraction / classes) (LIMU-BERT's balanced label rate)."}
     )
+    labels: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "Rename the dataset's classes: {its class name: canonical name}, e.g. {Laying: lying, "
+                          "jog: jogging} (keys case-insensitive, each must be a class of the dataset). Classes "
+                          "renamed to one name are merged; the others keep their names. A name outside the "
+                          "canonical vocabulary stays a class of its own."},
+    )
     canonical_labels: bool = field(
-        default=False, metadata={"help": "Rename classes to the canonical activity vocabulary."}
+        default=False, metadata={"help": "Rename classes to the canonical activity vocabulary (after `labels`); classes "
+                                         "with no canonical name stay classes of their own, in lower case."}
     )
     nan_policy: Literal["error", "drop"] = field(
         default="error", metadata={"help": "Windows with NaN/Inf: error (stop) or drop (remove and log the count)."}
@@ -91,6 +105,13 @@ class DataConfig:
                 warnings.warn(f"`data.test_subjects` is ignored with `data.split: {self.split}`.", stacklevel=2)
         if self.channels is not None and not self.channels:
             raise ConfigError("`data.channels` is empty; remove it to keep all channels, or list some.")
+        if isinstance(self.channels, dict):
+            from fedhar.data.harmonize import check_channel_map
+
+            self.channels = check_channel_map(self.channels, "data.channels")
+        from fedhar.data.vocab import check_label_map
+
+        self.labels = check_label_map(self.labels, "data.labels")
         for name in ("rate_hz", "window", "step", "label_budget_k", "max_windows"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -16,19 +16,119 @@ Limits, stated once here:
 
 from __future__ import annotations
 
+import re
 import warnings
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset, sensor_of
-from fedhar.exceptions import DataError
+from fedhar.exceptions import ConfigError, DataError
 
 G = 9.80665
 """Standard gravity, m/s^2 per g."""
 _UNIT_ALIASES = {"g": "g", "m/s^2": "m/s^2", "m/s²": "m/s^2", "m/s2": "m/s^2", "ms^-2": "m/s^2"}
 ACC_SENSORS = ("acc", "total_acc", "body_acc")
 GYRO_SENSORS = ("gyro", "body_gyro")
+
+
+_CHANNEL = re.compile(r"^\w+_(x|y|z|w|norm|mag)$")
+_SENSOR_GUESS = {"a": "acc", "acc": "acc", "accel": "acc", "accelerometer": "acc", "g": "gyro", "gyr": "gyro",
+                 "gyro": "gyro", "gyroscope": "gyro", "m": "mag", "mag": "mag", "magnetometer": "mag"}
+
+
+def is_channel_name(name: str) -> bool:
+    """Whether ``name`` has the form ``<sensor>_<axis>`` (axis x, y, z, w, norm or mag), e.g. ``acc_x``."""
+    return bool(_CHANNEL.match(name)) and sensor_of(name) != name
+
+
+def guess_channel_name(name: str) -> str:
+    """A likely ``<sensor>_<axis>`` name for a channel such as ``ax`` or ``GyroZ`` (for hints only)."""
+    m = re.match(r"^([A-Za-z]+?)[_\-. ]?([xyzXYZ])$", name.strip())
+    if not m:
+        return "<sensor>_<axis>"
+    sensor = m.group(1).lower()
+    return f"{_SENSOR_GUESS.get(sensor, sensor)}_{m.group(2).lower()}"
+
+
+def channel_map_hint(channels: Sequence[str]) -> str:
+    """``{ax: acc_x, ...}``: a ``channels:`` mapping to start from for ``channels``."""
+    return "{" + ", ".join(f"{c}: {guess_channel_name(c)}" for c in channels) + "}"
+
+
+def check_channel_map(mapping: Mapping[str, str | None], where: str = "data.channels") -> dict[str, str | None]:
+    """Check a ``channels:`` mapping (the dataset's channel names -> ``<sensor>_<axis>`` names, or
+    null to drop the channel) before any data is read.
+
+    Raises
+    ------
+    ConfigError
+        A value not of the form ``<sensor>_<axis>``, or two channels renamed to one name; the
+        message names the key and the value.
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"`{where}` must be a list of channels to keep or a mapping {{channel: <sensor>_<axis>}}; "
+                          f"got {mapping!r}.")
+    target: dict[str, str] = {}
+    for key, value in mapping.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"`{where}` has an empty channel name (mapped to {value!r}).")
+        if value is None:
+            continue
+        if not isinstance(value, str) or not is_channel_name(value):
+            raise ConfigError(
+                f"`{where}.{key}: {value}`: `{value}` is not a channel name of the form `<sensor>_<axis>` "
+                "(e.g. acc_x, gyro_z; axes x, y, z, w, norm, mag); use null to drop the channel."
+            )
+        if value in target:
+            raise ConfigError(f"`{where}` renames both `{target[value]}` and `{key}` to `{value}`; each name once.")
+        target[value] = key
+    return dict(mapping)
+
+
+def rename_channels(ds: WindowDataset, mapping: Mapping[str, str | None], where: str = "data.channels") -> WindowDataset:
+    """``ds`` with channels renamed by ``mapping`` (exact names); a null value drops the channel.
+    Unmapped channels keep their names.
+
+    Raises
+    ------
+    ConfigError
+        A key that is not a channel of ``ds``, a new name another channel already has, or every
+        channel dropped (naming the key and the value).
+    """
+    for key, value in mapping.items():
+        if key not in ds.channels:
+            raise ConfigError(f"`{where}` maps `{key}` to `{value}`, but dataset `{ds.name}` has no channel `{key}` "
+                              f"(its channels: {', '.join(ds.channels)}).")
+    keep = [i for i, c in enumerate(ds.channels) if c not in mapping or mapping[c] is not None]
+    if not keep:
+        raise ConfigError(f"`{where}` drops every channel of dataset `{ds.name}`; map at least one to a name.")
+    names = [mapping.get(ds.channels[i]) or ds.channels[i] for i in keep]
+    seen: dict[str, str] = {}
+    for i, name in zip(keep, names):
+        channel = ds.channels[i]
+        if name in seen:
+            key, other = (channel, seen[name]) if channel in mapping else (seen[name], channel)
+            raise ConfigError(f"`{where}` maps `{key}` to `{name}`, but channel `{other}` of dataset `{ds.name}` is "
+                              f"also named `{name}` then; map or drop (null) that channel too.")
+        seen[name] = channel
+    return ds.replace(X=ds.X[:, keep], channels=tuple(names), units=tuple(ds.units[i] for i in keep))
+
+
+def warn_channel_names(ds: WindowDataset, where: str = "data.channels") -> list[str]:
+    """Warn when channel names are not ``<sensor>_<axis>``: each would become a one-axis sensor of
+    its own, which the cross-dataset pool cannot use. Returns those channels (text windows: none)."""
+    if np.issubdtype(ds.X.dtype, np.integer):  # token ids of text windows, one `token` channel
+        return []
+    odd = [c for c in ds.channels if not is_channel_name(c)]
+    if odd:
+        warnings.warn(
+            f"dataset `{ds.name}`: channel(s) {', '.join(odd)} are not named `<sensor>_<axis>` (e.g. acc_x, gyro_z): "
+            "each is read as a one-axis sensor of its own, and the cross-dataset pool (acc/gyro) cannot use them. "
+            f"Rename them with `{where}` as a mapping, e.g. {channel_map_hint(odd)}.",
+            stacklevel=3,
+        )
+    return odd
 
 
 def normalize_unit(unit: str) -> str:
@@ -130,7 +230,11 @@ def harmonize(
         names += [f"{sensor}_{ax}" for ax in "xyz"]
         units += [unit] * 3
     if not parts:
-        raise DataError(f"dataset `{ds.name}` has none of the sensors {list(channels)}; channels: {', '.join(ds.channels)}.")
+        odd = [c for c in ds.channels if not is_channel_name(c)]
+        hint = (f" Channels not named `<sensor>_<axis>` can be renamed with a `channels:` mapping, e.g. "
+                f"{channel_map_hint(odd)}." if odd else "")
+        raise DataError(f"dataset `{ds.name}` has none of the sensors {list(channels)}; channels: "
+                        f"{', '.join(ds.channels)}.{hint}")
     if missing:
         warnings.warn(
             f"dataset `{ds.name}` has no {' or '.join(missing)} channels; the result has sensors "

@@ -22,7 +22,7 @@ from fedhar.data.config import DataConfig
 from fedhar.data.dataset import WindowDataset, concat
 from fedhar.data.harmonize import harmonize
 from fedhar.data.splits import official_split, subject_split
-from fedhar.data.vocab import CANONICAL, canonical_name, to_canonical, with_label_mask
+from fedhar.data.vocab import CANONICAL, canonical_name, own_name, to_canonical, with_label_mask
 from fedhar.exceptions import DataError
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ def standardise(train: WindowDataset, test: WindowDataset) -> tuple[WindowDatase
 
 
 def label_space(class_lists: Sequence[Sequence[str]]) -> list[str]:
-    """The union of canonical class names, in :data:`~fedhar.data.vocab.CANONICAL` order."""
-    names = {canonical_name(c) or c for cl in class_lists for c in cl}
+    """The union of canonical class names, in :data:`~fedhar.data.vocab.CANONICAL` order, then the
+    classes with no canonical name (each a class of its own, in lower case), alphabetically."""
+    names = {canonical_name(c) or own_name(c) for cl in class_lists for c in cl}
     order = {c: i for i, c in enumerate(CANONICAL)}
     return sorted(names, key=lambda c: (order.get(c, len(order)), c))
 
@@ -100,7 +101,7 @@ def prepare(ds: WindowDataset, name: str, *, rate_hz: float, window: int, sensor
                         f"common window of {window / rate_hz:.2f} s; lower `lodo.window_seconds`.")
     if aligned.window_length != window:
         aligned = aligned.rewindow(window, window)
-    aligned = to_canonical(aligned, label_space=space).replace(name=name)
+    aligned = to_canonical(aligned, label_space=space, keep_unknown=True).replace(name=name)
     aligned = aligned.replace(extras={k: v for k, v in aligned.extras.items() if k == TEST_KEY})
     if max_windows is not None:
         aligned = cap_windows(aligned, max_windows, seed)
@@ -120,12 +121,17 @@ def prepare(ds: WindowDataset, name: str, *, rate_hz: float, window: int, sensor
 def load_prepared(specs: Sequence, *, rate_hz: float, window: int, sensors: Sequence[str],
                   max_windows: int | None = None, seed: int = 0, root: str | None = None) -> dict[str, PreparedDataset]:
     """Load every dataset spec (``name``, ``source``, ``format``, ``options``, ``split``,
-    ``test_fraction``) and prepare it over the union label space."""
+    ``test_fraction``, optional ``labels`` and ``channels`` mappings) and prepare it over the union
+    label space. Classes with no canonical name stay classes of their own there, masked for the
+    datasets that lack them."""
     loaded = {}
     for spec in specs:
-        cfg = DataConfig(source=spec.source or spec.name, root=root, format=spec.format, options=dict(spec.options),
-                         canonical_labels=True)
-        loaded[spec.name] = load_source(cfg, seed)
+        channels = dict(getattr(spec, "channels", None) or {}) or None
+        with warnings.catch_warnings():  # the spec itself was checked (and warned about) under its own key
+            warnings.simplefilter("ignore")
+            cfg = DataConfig(source=spec.source or spec.name, root=root, format=spec.format, options=dict(spec.options),
+                             channels=channels, labels=dict(getattr(spec, "labels", None) or {}), canonical_labels=True)
+        loaded[spec.name] = load_source(cfg, seed, where=f"lodo.datasets[{spec.name}]")
     space = label_space([ds.classes for ds in loaded.values()])
     return {spec.name: prepare(loaded[spec.name], spec.name, rate_hz=rate_hz, window=window, sensors=sensors,
                                space=space, split=spec.split, test_fraction=spec.test_fraction,

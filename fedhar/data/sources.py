@@ -14,7 +14,8 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.data.loaders import detect_format, load, loader_options
 from fedhar.data.splits import (balanced_budget_k, chronological_split, label_budget, official_split, random_split, stratified_split,
                                 subject_split)
-from fedhar.data.vocab import to_canonical
+from fedhar.data.harmonize import channel_map_hint, is_channel_name, rename_channels, warn_channel_names
+from fedhar.data.vocab import canonical_name, map_labels, to_canonical
 from fedhar.exceptions import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def cap_windows(ds: WindowDataset, max_windows: int, seed: int = 0) -> WindowDat
     return ds.subset(np.sort(keep))
 
 
-def load_source(cfg: DataConfig, seed: int = 0) -> WindowDataset:
+def load_source(cfg: DataConfig, seed: int = 0, where: str = "data") -> WindowDataset:
     """Resolve and load ``cfg.source``, then apply channels, rate, window, labels and the cap.
 
     Parameters
@@ -86,6 +87,8 @@ def load_source(cfg: DataConfig, seed: int = 0) -> WindowDataset:
         The ``data:`` section.
     seed : int
         Seed of the ``max_windows`` subsample.
+    where : str
+        Config key of the section, named in errors and warnings (e.g. ``lodo.datasets[gym]``).
     """
     path = resolve_source(cfg.source, cfg.root)
     fmt = detect_format(path) if cfg.format == "auto" else cfg.format
@@ -102,14 +105,19 @@ def load_source(cfg: DataConfig, seed: int = 0) -> WindowDataset:
         options[key] = value
     ds = load(path, fmt, **options)
     log.info("loaded %s (%s, format %s): %d windows", ds.name, path, fmt, len(ds))
-    if cfg.channels:
+    if isinstance(cfg.channels, dict):
+        ds = rename_channels(ds, cfg.channels, f"{where}.channels")
+    elif cfg.channels:
         ds = ds.select_channels(cfg.channels)
+    warn_channel_names(ds, f"{where}.channels")
     if cfg.rate_hz is not None and abs(ds.rate_hz - cfg.rate_hz) > 1e-9:
         ds = ds.resample(cfg.rate_hz)
     if cfg.window is not None and cfg.window != ds.window_length:
         ds = ds.rewindow(cfg.window, cfg.step)
+    if cfg.labels:
+        ds = map_labels(ds, cfg.labels, f"{where}.labels")
     if cfg.canonical_labels:
-        ds = to_canonical(ds)
+        ds = to_canonical(ds, keep_unknown=True)
     if cfg.max_windows is not None:
         ds = cap_windows(ds, cfg.max_windows, seed)
     return ds
@@ -144,18 +152,38 @@ def describe(source: str, root: str | None = None) -> str:
     """Text summary of a source for ``fedhar data info SOURCE``."""
     cfg = DataConfig(source=source, root=root)
     path = resolve_source(source, root)
-    ds = load_source(cfg)
+    with warnings.catch_warnings():  # odd channel names are reported below, in the summary itself
+        warnings.filterwarnings("ignore", message=r"dataset `.*`: channel\(s\) .* are not named")
+        ds = load_source(cfg)
     s = ds.summary()
     width = max(len(c) for c in ds.classes) if ds.classes else 0
+    count_width = max((len(str(n)) for n in s["classes"].values()), default=0)
+    sensors = not np.issubdtype(ds.X.dtype, np.integer)  # text windows (smart homes) have their own vocabulary
     lines = [
         f"{ds.name}: {path} (format {detect_format(path)})",
         f"windows: {s['windows']}   subjects: {s['subjects']}   rate: {ds.rate_hz:g} Hz   "
         f"window: {ds.window_length} samples ({ds.window_length / ds.rate_hz:.2f} s)",
         f"channels ({ds.num_channels}): " + ", ".join(f"{c} [{u}]" for c, u in zip(ds.channels, ds.units)),
         f"classes ({ds.num_classes}):",
-        *(f"  {c:<{width}}  {n}" for c, n in s["classes"].items()),
+        *(f"  {c:<{width}}  {n:<{count_width}}{_canonical_note(c) if sensors else ''}".rstrip()
+          for c, n in s["classes"].items()),
     ]
+    odd = [c for c in ds.channels if not is_channel_name(c)] if sensors else []
+    if odd:
+        lines.insert(3, f"  not named <sensor>_<axis>: {', '.join(odd)}; rename them with a `channels:` mapping, "
+                        f"e.g. {channel_map_hint(odd)}")
+    if sensors and any(canonical_name(c) is None for c in ds.classes):
+        lines.append("classes marked * have no canonical name: in cross-dataset studies they stay classes of their "
+                     "own unless mapped with `labels:`")
     if "official_test" in ds.extras:
         n_test = int(np.asarray(ds.extras["official_test"]).sum())
         lines.append(f"official split: {len(ds) - n_test} train / {n_test} test")
     return "\n".join(lines)
+
+
+def _canonical_note(name: str) -> str:
+    """`data info` note on a class: its canonical name where that differs, ``*`` where it has none."""
+    canon = canonical_name(name)
+    if canon is None:
+        return "  *"
+    return "" if canon == name else f"  -> {canon}"

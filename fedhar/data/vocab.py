@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import warnings
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset
-from fedhar.exceptions import DataError
+from fedhar.exceptions import ConfigError, DataError
 
 CANONICAL = (
     "walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "lying", "jogging", "biking",
@@ -57,7 +59,8 @@ def canonical_name(name: str, extra: Mapping[str, str] | None = None) -> str | N
 
 
 def to_canonical(
-    ds: WindowDataset, label_space: Sequence[str] | None = None, extra: Mapping[str, str] | None = None
+    ds: WindowDataset, label_space: Sequence[str] | None = None, extra: Mapping[str, str] | None = None,
+    keep_unknown: bool = False,
 ) -> WindowDataset:
     """Rename ``ds`` classes to the canonical vocabulary and re-index ``y``.
 
@@ -67,27 +70,31 @@ def to_canonical(
         Any dataset whose class names appear in :data:`DATASET_LABELS` (case-insensitive).
     label_space : sequence of str, optional
         Target class list (canonical names). By default the canonical classes of ``ds``, in
-        :data:`CANONICAL` order. Classes mapped to the same name are merged.
+        :data:`CANONICAL` order, then any classes of its own. Classes mapped to the same name are merged.
     extra : mapping, optional
         Additional ``name -> canonical`` entries, checked first.
+    keep_unknown : bool
+        Classes with no canonical name stay classes of their own, named in lower case (as the
+        canonical names are), instead of raising.
 
     Raises
     ------
     DataError
-        Unknown class names (all listed), or classes outside ``label_space``.
+        Unknown class names (all listed; unless ``keep_unknown``), or classes outside ``label_space``.
     """
-    mapped = [canonical_name(c, extra) for c in ds.classes]
+    mapped = [canonical_name(c, extra) or (own_name(c) if keep_unknown else None) for c in ds.classes]
     unknown = [c for c, m in zip(ds.classes, mapped) if m is None]
     if unknown:
         raise DataError(
             f"dataset `{ds.name}`: class name(s) {', '.join(map(repr, unknown))} have no canonical activity. "
-            f"Known: {', '.join(CANONICAL)}; add them with the `extra` mapping."
+            f"Known: {', '.join(CANONICAL)}; map them with `labels:` (`data.labels`, or `labels` of a "
+            "`lodo.datasets` entry), e.g. {" + ", ".join(f"{c}: <canonical name>" for c in unknown[:2]) + "}."
         )
     if label_space is None:
         order = {c: i for i, c in enumerate(CANONICAL)}
-        target = sorted(set(mapped), key=lambda c: order.get(c, len(order)))
+        target = sorted(dict.fromkeys(mapped), key=lambda c: order.get(c, len(order)))  # own classes: first seen
     else:
-        target = [canonical_name(c, extra) or c for c in label_space]
+        target = [canonical_name(c, extra) or (own_name(c) if keep_unknown else c) for c in label_space]
         outside = sorted(set(mapped) - set(target))
         if outside:
             raise DataError(
@@ -95,6 +102,67 @@ def to_canonical(
                 f"({', '.join(target)})."
             )
     index = np.array([target.index(m) for m in mapped], dtype=np.int64)
+    return ds.replace(y=index[ds.y] if len(ds) else ds.y, classes=tuple(target))
+
+
+def own_name(name: str) -> str:
+    """Name of a class outside the canonical vocabulary: stripped, lower case (``Bench_Press`` -> ``bench_press``)."""
+    return name.strip().lower()
+
+
+def check_label_map(labels: Mapping[str, str], where: str = "data.labels") -> dict[str, str]:
+    """Check a ``labels:`` mapping (a dataset's class names -> canonical names) before any data is read.
+
+    Values should be canonical names (or names that map to one, e.g. ``laying``); any other name
+    becomes a class of its own, shared with datasets that have or map to the same name. A value
+    close to a canonical name is probably a typo and is warned about.
+
+    Raises
+    ------
+    ConfigError
+        Not a mapping, an empty key or value, or a class named twice (names are case-insensitive).
+    """
+    if not isinstance(labels, Mapping):
+        raise ConfigError(f"`{where}` must be a mapping {{class name: canonical name}}; got {labels!r}.")
+    seen: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"`{where}` has an empty class name (mapped to {value!r}); keys are the dataset's class names.")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"`{where}.{key}` must be a class name (canonical, e.g. walking); got {value!r}.")
+        low = key.strip().lower()
+        if low in seen:
+            raise ConfigError(f"`{where}` names the class `{key}` twice (also as `{seen[low]}`; names are case-insensitive).")
+        seen[low] = key
+        if canonical_name(value) is None:
+            close = difflib.get_close_matches(own_name(value), CANONICAL, n=1, cutoff=0.8)
+            if close:
+                warnings.warn(f"`{where}.{key}: {value}`: `{value}` is not a canonical activity (did you mean "
+                              f"`{close[0]}`?); as written it is a class of its own.", stacklevel=3)
+    return dict(labels)
+
+
+def map_labels(ds: WindowDataset, labels: Mapping[str, str], where: str = "data.labels") -> WindowDataset:
+    """``ds`` with its classes renamed by ``labels`` (keys matched case-insensitively; values that
+    name a canonical class, directly or through an alias, become that canonical name). Classes
+    renamed to one name are merged; the others keep their names.
+
+    Raises
+    ------
+    ConfigError
+        A key that is not a class of ``ds`` (naming the key and its value).
+    """
+    have = {own_name(c) for c in ds.classes}
+    for key, value in labels.items():
+        if own_name(key) not in have:
+            raise ConfigError(
+                f"`{where}` maps `{key}` to `{value}`, but `{key}` is not a class of dataset `{ds.name}` "
+                f"(its classes: {', '.join(ds.classes)})."
+            )
+    table = {own_name(k): canonical_name(v) or v.strip() for k, v in labels.items()}
+    names = [table.get(own_name(c), c) for c in ds.classes]
+    target = list(dict.fromkeys(names))
+    index = np.array([target.index(n) for n in names], dtype=np.int64)
     return ds.replace(y=index[ds.y] if len(ds) else ds.y, classes=tuple(target))
 
 
@@ -130,5 +198,5 @@ def label_mask(ds_classes: Iterable[str], label_space: Sequence[str]) -> np.ndar
 
     Names are compared after canonical mapping, so ``LAYING`` matches ``lying``.
     """
-    have = {canonical_name(c) or c.lower() for c in ds_classes}
-    return np.array([(canonical_name(c) or c.lower()) in have for c in label_space], dtype=bool)
+    have = {canonical_name(c) or own_name(c) for c in ds_classes}
+    return np.array([(canonical_name(c) or own_name(c)) in have for c in label_space], dtype=bool)

@@ -155,6 +155,9 @@ def main(grid: Grid, context: Context) -> None:
 
         path = Path(fedhar.__file__).resolve().parents[1] / path
     cfg = load_config(path, str(rc["overrides"]))
+    if cfg.seeds is not None:
+        raise ConfigError(f"{path}: `seeds` {cfg.seeds} asks for one run per seed, and `flwr run` runs one federation; "
+                          "set `seed` instead, or run the seeds with `fedhar simulate --seeds ...`.")
     cfg = fit_to_federation(cfg, len(_nodes(grid, cfg.federated.min_available_clients)))
     run_dir = Path(str(rc["run-dir"]) or f"runs/flwr-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     log.info("run folder: %s", run_dir)

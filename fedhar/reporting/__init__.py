@@ -1,9 +1,11 @@
-"""Run folders, result files and plots."""
+"""Run folders, result files, statistics over seeds and plots."""
 
-from fedhar.reporting.plots import (budget_curves_png, confusion_matrix_png, curves_png, gain_distribution_png,
-                                    grouped_bars_png, matrices_png, timeline_png)
-from fedhar.reporting.run_dir import (RunFolder, config_hash, resolve_config, run_path, write_config, write_json,
-                                      write_metrics_csv)
+from fedhar.registry import lazy_exports
 
-__all__ = ["budget_curves_png", "confusion_matrix_png", "curves_png", "gain_distribution_png", "grouped_bars_png",
-           "matrices_png", "timeline_png", "RunFolder", "config_hash", "resolve_config", "run_path", "write_config", "write_json", "write_metrics_csv"]
+__getattr__, __all__ = lazy_exports(__name__, {
+    "fedhar.reporting.plots": "budget_curves_png confusion_matrix_png curves_png errorbars_png gain_distribution_png "
+                              "grouped_bars_png matrices_png timeline_png",
+    "fedhar.reporting.run_dir": "RunFolder config_hash resolve_config run_path write_config write_json write_metrics_csv",
+    "fedhar.reporting.seeds": "SeedTable aggregate aggregate_markdown",
+    "fedhar.reporting.stats": "StatsConfig paired_test summarize verdict",
+})

@@ -182,3 +182,26 @@ def grouped_bars_png(path: Path, groups: Mapping[str, Mapping[str, float]], ylab
     if title:
         ax.set_title(title)
     _save(fig, path)
+
+
+def errorbars_png(path: Path, series: Mapping[str, Sequence[tuple[str, float, float]]], ylabel: str, title: str = "") -> None:
+    """Mean ± std over seeds: one line per series across categorical x (groups such as label
+    budgets), or bars with error bars when every series has a single point."""
+    xs = list(dict.fromkeys(x for pts in series.values() for x, _, _ in pts))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(xs) + 3 if len(xs) > 1 else 0.9 * len(series) + 3), 4.2))
+    if len(xs) <= 1:
+        names = list(series)
+        means = [series[n][0][1] for n in names]
+        stds = [series[n][0][2] for n in names]
+        ax.bar(range(len(names)), means, yerr=stds, capsize=5, color="#4c78a8")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    else:
+        for i, (name, pts) in enumerate(series.items()):
+            pos = {x: xs.index(x) + (i - len(series) / 2) * 0.03 for x, _, _ in pts}  # small dodge: bars stay apart
+            ax.errorbar([pos[x] for x, _, _ in pts], [m for _, m, _ in pts], yerr=[s for _, _, s in pts], marker="o",
+                        capsize=3, label=name)
+        ax.set_xticks(range(len(xs)), xs, rotation=30, ha="right", fontsize=8)
+        ax.legend(fontsize=7, loc="best")
+    ax.set_ylabel(f"{ylabel} (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    _save(fig, path, title)

@@ -93,6 +93,15 @@ def config_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def same_config(path: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to continue the run in ``path`` with a config other than its saved one, naming the keys."""
+    differ = _diff(config_to_dict(load_config(Path(path) / RunFolder.CONFIG)), config_to_dict(cfg))
+    if differ:
+        raise ConfigError(f"--resume {path}: the config differs from the run's saved {RunFolder.CONFIG} in "
+                          f"{', '.join(f'`{k}`' for k in differ)}; the saved config is the truth on resume, "
+                          f"so drop the changes (or start a new run folder).")
+
+
 class RunFolder:
     """One run's folder.
 
@@ -128,11 +137,7 @@ class RunFolder:
             if not resume:
                 raise ConfigError(f"{path} already holds a run ({cls.CONFIG} is there): pass --force to start it anew, "
                                   f"--resume to continue it (studies and simulate), or choose another --out folder.")
-            differ = _diff(config_to_dict(load_config(saved)), config_to_dict(cfg))
-            if differ:
-                raise ConfigError(f"--resume {path}: the config differs from the run's saved {cls.CONFIG} in "
-                                  f"{', '.join(f'`{k}`' for k in differ)}; the saved config is the truth on resume, "
-                                  f"so drop the changes (or start a new run folder).")
+            same_config(path, cfg)
             res = path / cls.RESULTS
             results = json.loads(res.read_text()) if res.exists() else {}
         elif resume and not saved.exists():
@@ -143,7 +148,7 @@ class RunFolder:
         folder = cls(path, cfg, results, resumed=resume)
         write_config(path, config_to_dict(cfg))
         folder.results.update(name=cfg.name, seed=cfg.seed, config_hash=folder.hash, status="running",
-                              complete=False, **({"kind": kind} if kind else {}))
+                              complete=False, **({"kind": kind, "study": kind} if kind else {}))
         folder.results.pop("error", None)
         folder.save()
         return folder

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from fedhar.checks import run_checks
 from fedhar.config import ExperimentConfig
 from fedhar.registry import Registry
+from fedhar.reporting.seeds import SeedTable
 
 
 def _load(spec: str) -> Callable[..., Any]:
@@ -34,6 +35,17 @@ class Study:
     prepare: str | None = None
     """``module:function(cfg, path) -> cfg`` that fills defaults which depend on the run folder
     before the folder is opened, so the saved config (compared on resume) already holds them."""
+    rows: str = "fedhar.studies.rows:final_rows"
+    """``module:function(results) -> rows``: a finished run's results as flat rows (seeds, compare)."""
+    table: SeedTable = SeedTable()
+    """Which row columns name a cell, what is compared, per which group, over which units."""
+
+    def prepared(self, cfg: ExperimentConfig, path: Any) -> ExperimentConfig:
+        """``cfg`` with the defaults that depend on the run folder filled in (see ``prepare``)."""
+        return _load(self.prepare)(cfg, path) if self.prepare else cfg
+
+    def seed_rows(self, results: dict) -> list[dict]:
+        return _load(self.rows)(results)
 
     def runner(self, cfg: ExperimentConfig) -> Callable[..., dict]:
         return _load((self.select(cfg) if self.select else None) or self.target)
@@ -41,23 +53,33 @@ class Study:
 
 STUDIES: Registry[Study] = Registry("study")
 STUDIES.register("train", Study("central training and evaluation (fedhar train)", "fedhar.training.central:run_central"))
-STUDIES.register("pretrain", Study("masked-autoencoder pretraining (pretrain.*; fedhar pretrain)", "fedhar.training.pretrain:run_pretrain"))
+STUDIES.register("pretrain", Study("masked-autoencoder pretraining (pretrain.*; fedhar pretrain)", "fedhar.training.pretrain:run_pretrain",
+                                   rows="fedhar.studies.rows:pretrain_rows", table=SeedTable(metric="test_loss", higher_is_better=False)))
 STUDIES.register("simulate", Study("one federated run on Flower (federated.*; fedhar simulate)", "fedhar.federated.run:run_in_folder",
                                    prepare="fedhar.federated.run:with_state_dir"))
 STUDIES.register("cross_dataset", Study(
     "leave-one-dataset-out federated rounds with zero-/few-shot adaptation (lodo.*)", "fedhar.transfer.lodo:run_lodo",
-    lambda cfg: "fedhar.transfer.mae_lodo:run_mae_lodo" if cfg.lodo.protocol == "mae" else None))
+    lambda cfg: "fedhar.transfer.mae_lodo:run_mae_lodo" if cfg.lodo.protocol == "mae" else None,
+    rows="fedhar.studies.rows:table_rows",
+    table=SeedTable(keys=("held_out", "variant", "mode", "budget"), variant=("variant", "mode"), groups=("budget",),
+                    units=("held_out",))))
 STUDIES.register("personalization", Study(
     "federated model, then on-device personalisation per client (personalization.*)",
-    "fedhar.transfer.personalize:run_personalization"))
+    "fedhar.transfer.personalize:run_personalization", rows="fedhar.studies.rows:personalization_rows",
+    table=SeedTable(keys=("client", "strategy"), variant=("strategy",), units=("client",), metric="personal_f1")))
 STUDIES.register("continual", Study(
     "continual adaptation over a drift scenario, central or federated (continual.*)", "fedhar.continual.experiment:run_continual",
-    lambda cfg: "fedhar.continual.federated:run_continual_federated" if cfg.continual.mode == "federated" else None))
-STUDIES.register("sweep", Study("one config key swept over values, per model variant (sweep.*)", "fedhar.training.sweep:run_sweep"))
+    lambda cfg: "fedhar.continual.federated:run_continual_federated" if cfg.continual.mode == "federated" else None,
+    rows="fedhar.studies.rows:continual_rows", table=SeedTable(keys=("model", "strategy"), variant=("model", "strategy"), metric="acc")))
+STUDIES.register("sweep", Study("one config key swept over values, per model variant (sweep.*)", "fedhar.training.sweep:run_sweep",
+                                rows="fedhar.studies.rows:table_rows",
+                                table=SeedTable(keys=("variant", "value"), variant=("variant",), groups=("value",))))
 STUDIES.register("smarthome", Study(
     "smart-home event text per home, or homes as federated clients (smarthome.*)", "fedhar.smarthome.study:run_smarthome",
-    lambda cfg: "fedhar.smarthome.federated:run_smarthome_federated" if cfg.smarthome.mode == "federated" else None))
-STUDIES.register("distill", Study("teacher -> student distillation on sensor windows (distill.*)", "fedhar.distill.study:run_distill_study"))
+    lambda cfg: "fedhar.smarthome.federated:run_smarthome_federated" if cfg.smarthome.mode == "federated" else None,
+    rows="fedhar.studies.rows:smarthome_rows", table=SeedTable(keys=("home", "model"), variant=("model",), units=("home",))))
+STUDIES.register("distill", Study("teacher -> student distillation on sensor windows (distill.*)", "fedhar.distill.study:run_distill_study",
+                                  rows="fedhar.studies.rows:distill_rows", table=SeedTable(keys=("model",), variant=("model",))))
 
 
 def run_study(name: str, cfg: ExperimentConfig, out: str | None = None, resume: bool = False, force: bool = False,
@@ -65,13 +87,24 @@ def run_study(name: str, cfg: ExperimentConfig, out: str | None = None, resume: 
     """Open the run folder, run the study in it (marked failed if it raises), return its results.
 
     ``options`` go to the runner as keywords (e.g. ``engine`` for ``simulate``)."""
-    from fedhar.reporting import RunFolder, run_path
+    from fedhar.reporting import run_path
 
     study = STUDIES.get(name, "fedhar study")
     run_checks(cfg, name)
     path = run_path(out, cfg.name)
-    if study.prepare:
-        cfg = _load(study.prepare)(cfg, path)
+    if cfg.seeds is not None:
+        from fedhar.studies.seeds import run_seeds
+
+        return run_seeds(name, study, cfg, path, resume=resume, force=force, **options)
+    return run_one(name, study, cfg, path, resume=resume, force=force, **options)
+
+
+def run_one(name: str, study: Study, cfg: ExperimentConfig, path: Any, resume: bool = False, force: bool = False,
+            **options: Any) -> dict:
+    """One run of ``study`` in the folder ``path`` (``prepare`` first), marked failed if it raises."""
+    from fedhar.reporting import RunFolder
+
+    cfg = study.prepared(cfg, path)
     runner = study.runner(cfg)
     with RunFolder.open(cfg, path, resume=resume, force=force, kind=name) as folder:
         return runner(cfg, folder, **options)

@@ -27,23 +27,39 @@ DEFAULT_VARIANTS = [
 
 @dataclass
 class AdaptConfig:
-    """Local fine-tuning on a small labelled set (few-shot target data, a client's own windows)."""
+    """Local fine-tuning on a small labelled set (few-shot target data, a client's own windows).
 
-    epochs: int = field(default=10, metadata={"help": "Passes over the labelled windows."})
-    min_steps: int = field(default=50, metadata={"help": "At least this many optimizer steps (more epochs for tiny sets such as k=1)."})
-    max_steps: int | None = field(default=None, metadata={"help": "At most this many steps (fewer epochs for large sets); null: no cap."})
+    The budget scales with the labelled data (see :func:`fedhar.transfer.adapt.adapt`): when every
+    class of the labelled set has at least ``val_min_per_class`` windows, a stratified
+    ``val_fraction`` of them is held out and training stops early on its macro-F1 (the best
+    epoch's state is restored); otherwise there is no validation and the step rule alone applies.
+    Either way the run lasts ``epochs`` passes over the training part, at least ``min_steps``
+    optimizer steps and at most ``max_steps``.
+    """
+
+    epochs: int = field(default=20, metadata={"help": "Passes over the labelled training windows, so the steps (epochs x ceil(windows / batch)) scale with the data; with validation, the most epochs early stopping may run."})
+    min_steps: int = field(default=50, metadata={"help": "At least this many optimizer steps (more epochs for tiny sets: the fixed budget of k=1 and k=5); early stopping never stops before them."})
+    max_steps: int | None = field(default=None, metadata={"help": "At most this many steps (fewer epochs for large sets, at least one epoch); null: no cap."})
     batch_size: int = field(default=32, metadata={"help": "Batch size."})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    val_fraction: float = field(default=0.2, metadata={"help": "Share of each class's labelled windows held out for early stopping (when validation applies)."})
+    val_min_per_class: int = field(default=10, metadata={"help": "Validation is held out only when every class in the labelled set has at least this many windows; otherwise fixed steps, no validation."})
+    patience: int = field(default=3, metadata={"help": "Stop after this many epochs without a better validation macro-F1 (once min_steps are done)."})
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "min_steps", "batch_size"):
+        for key in ("epochs", "min_steps", "batch_size", "patience"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"`adapt.{key}` must be at least 1; got {getattr(self, key)}.")
         if self.max_steps is not None and self.max_steps < self.min_steps:
             raise ConfigError(f"`adapt.max_steps` ({self.max_steps}) must be at least `adapt.min_steps` ({self.min_steps}).")
         if self.lr <= 0:
             raise ConfigError(f"`adapt.lr` must be positive; got {self.lr}.")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"`adapt.val_fraction` must be in (0, 1); got {self.val_fraction}.")
+        if self.val_min_per_class < 2:
+            raise ConfigError(f"`adapt.val_min_per_class` must be at least 2 (one window to train on and one to "
+                              f"validate per class); got {self.val_min_per_class}.")
 
 
 @dataclass
@@ -56,12 +72,19 @@ class DatasetSpec:
     options: dict[str, Any] = field(default_factory=dict, metadata={"help": "Loader options."})
     split: Literal["auto", "official", "subject"] = field(default="auto", metadata={"help": "official, subject or auto (official where the dataset has one)."})
     test_fraction: float = field(default=0.3, metadata={"help": "Share of subjects held for testing when split by subject."})
+    labels: dict[str, str] = field(default_factory=dict, metadata={"help": "Map the dataset's class names to canonical names, e.g. {Laying: lying, jog: jogging} (keys case-insensitive, each a class of the dataset). Unmapped classes with no canonical name stay classes of their own in the union label space, masked for the datasets that lack them."})
+    channels: dict[str, str | None] = field(default_factory=dict, metadata={"help": "Rename the dataset's channels to `<sensor>_<axis>` names, e.g. {ax: acc_x, ay: acc_y, az: acc_z, gx: gyro_x, gy: gyro_y, gz: gyro_z}; null drops a channel. The pool uses the acc_* and gyro_* channels."})
 
     def __post_init__(self) -> None:
+        from fedhar.data.harmonize import check_channel_map
+        from fedhar.data.vocab import check_label_map
+
         if not self.name:
             raise ConfigError("`lodo.datasets[*].name` must not be empty.")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"`lodo.datasets[{self.name}].test_fraction` must be in (0, 1); got {self.test_fraction}.")
+        self.labels = check_label_map(self.labels, f"lodo.datasets[{self.name}].labels")
+        self.channels = check_channel_map(self.channels, f"lodo.datasets[{self.name}].channels")
 
 
 @dataclass
@@ -69,7 +92,7 @@ class LodoConfig:
     """Leave-one-dataset-out: train federated on the others, adapt and test on the held-out one."""
 
     protocol: Literal["federated", "mae"] = field(default="federated", metadata={"help": "federated: federated rounds on the others, then zero-/few-shot on the held-out one; mae: pretrain an MAE on the others' unlabelled windows, then fine-tune on the held-out one's labelled budget."})
-    datasets: list[Any] = field(default_factory=lambda: ["uci_har", "wisdm", "hhar"], metadata={"help": "Datasets: names of known sources, or {name, source, format, options, split, test_fraction}."})
+    datasets: list[Any] = field(default_factory=lambda: ["uci_har", "wisdm", "hhar"], metadata={"help": "Datasets: names of known sources, or {name, source, format, options, split, test_fraction, labels, channels}."})
     held_out: list[str] | None = field(default=None, metadata={"help": "Datasets to hold out in turn (default: each)."})
     rate_hz: float = field(default=20.0, metadata={"help": "Common sampling rate (Hz)."})
     window_seconds: float = field(default=2.56, metadata={"help": "Common window length in seconds."})
@@ -77,7 +100,7 @@ class LodoConfig:
     max_windows: int | None = field(default=3000, metadata={"help": "Cap per dataset (stratified subsample) after windowing; null: all."})
     budgets: list[Any] = field(default_factory=lambda: ["k1", "k5", "k10", "1%", "10%", "100%"], metadata={"help": "Label budgets on the held-out dataset: kN windows per class, or N% of its training windows."})
     modes: list[Literal["head", "full"]] = field(default_factory=lambda: ["head", "full"], metadata={"help": "head (head only) and/or full (head + LoRA + frontend)."})
-    budget_seed: int = field(default=0, metadata={"help": "Seed of the labelled-budget draws (the same windows for every variant)."})
+    budget_seed: int | None = field(default=None, metadata={"help": "Seed of the labelled-budget draws; null: the run's `seed`, so the draws change with the seed. Within one run every variant gets the same windows."})
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     main_label: str = field(default="pretrained LLM", metadata={"help": "Label of the configured model."})
     variants: list[dict] = field(default_factory=lambda: [dict(v) for v in DEFAULT_VARIANTS], metadata={"help": "Baselines: {label, backbone: {overrides}}."})

@@ -8,10 +8,14 @@ For each held-out dataset ``D`` and each model variant:
 2. the global model is scored on ``D``'s test side *zero-shot*, over the classes ``D`` shares
    with the training datasets;
 3. for each label budget and adaptation mode the global model is fine-tuned on the same
-   labelled windows of ``D`` and scored on all of ``D``'s classes.
+   labelled windows of ``D`` and scored on all of ``D``'s classes. The budget follows one rule
+   for every variant (:mod:`fedhar.transfer.adapt`): steps scale with the labelled windows, and
+   where every class has enough windows a stratified validation part stops training early.
 
 The random forest sees the same windows: trained on the sources (zero-shot), on the target
-budget alone, or on both.
+budget alone, or on both; its hyper-parameters are fixed (``lodo.trees``, scikit-learn's
+defaults otherwise) and it trains on all labelled windows of a budget. ``results["adaptation"]``
+states both rules. The budget draws use ``lodo.budget_seed`` (null: the run's seed).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from fedhar.reporting import RunFolder
 from fedhar.schema import to_mapping
 from fedhar.training.loop import apply_label_mask, evaluate
 from fedhar.training.metrics import classification_metrics
-from fedhar.transfer.adapt import adapt
+from fedhar.transfer.adapt import adapt, adaptation_rule, row_fields
 from fedhar.transfer.budget import parse_budget
 from fedhar.transfer.config import MODES
 
@@ -81,6 +85,22 @@ def restrict(ds: WindowDataset, classes: list[str]) -> WindowDataset:
     return with_label_mask(sub.replace(extras={}), classes)
 
 
+NO_SHARED = "no shared classes"
+
+
+def zero_shot_row(held: str, variant: str, shared: list[str], score, **extra) -> dict:
+    """The zero-shot row: ``score()`` (metrics over the shared classes), or, when the held-out
+    dataset shares no class with the training datasets, macro-F1 and accuracy ``None`` (reported
+    as n/a) with a note."""
+    if not shared:
+        log.info("[%s | %s] zero-shot: n/a (%s with the training datasets)", held, variant, NO_SHARED)
+        return result_row(held, variant, "none", ZERO_SHOT, 0, {"macro_f1": None, "accuracy": None}, note=NO_SHARED,
+                          **extra)
+    m = score()
+    log.info("[%s | %s] zero-shot on %s: macro-F1 %.3f", held, variant, ", ".join(shared), m["macro_f1"])
+    return result_row(held, variant, "none", ZERO_SHOT, 0, m, **extra)
+
+
 def result_row(held: str, variant: str, mode: str, budget: str, n: int, m: dict, **extra) -> dict:
     return {"held_out": held, "variant": variant, "mode": mode, "budget": budget, "labelled_windows": n,
             "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], **extra}
@@ -99,19 +119,20 @@ def neural_fold(cfg: ExperimentConfig, label: str, vcfg: ExperimentConfig, held:
     in_domain = task.evaluate_central(state)
     log.info("[%s | %s] federated: in-domain macro-F1 %.3f (%.0fs)", held, label, in_domain["macro_f1"], fed_seconds)
     model.load_trainable_state(state, where="global state")
-    zs = evaluate(model, restrict(target.test, shared), cfg.train)
-    rows = [result_row(held, label, "none", ZERO_SHOT, 0, zs, seconds=0.0, in_domain_f1=in_domain["macro_f1"],
-                 federated_seconds=fed_seconds, update_bytes=model.state_bytes())]
-    log.info("[%s | %s] zero-shot on %s: macro-F1 %.3f", held, label, ", ".join(shared), zs["macro_f1"])
+    rows = [zero_shot_row(held, label, shared, lambda: evaluate(model, restrict(target.test, shared), cfg.train),
+                          seconds=0.0, in_domain_f1=in_domain["macro_f1"], federated_seconds=fed_seconds,
+                          update_bytes=model.state_bytes())]
     for budget, data in budgets.items():
         for mode in cfg.lodo.modes:
+            # The same seed for every variant and mode: the same validation windows and batch order.
             info = adapt(model, state, data, MODES[mode], cfg.train, cfg.lodo.adapt, seed=cfg.seed,
                          desc=f"{held} {label} {mode} {budget}")
             m = evaluate(model, target.test, cfg.train)
-            rows.append(result_row(held, label, mode, budget, len(data), m, seconds=info["seconds"], epochs=info["epochs"],
-                             params_changed=info["params_changed"]))
-            log.info("[%s | %s] %-4s %-5s (%4d windows): macro-F1 %.3f  acc %.3f  (%.1fs)", held, label, mode, budget,
-                     len(data), m["macro_f1"], m["accuracy"], info["seconds"])
+            rows.append(result_row(held, label, mode, budget, len(data), m, **row_fields(info)))
+            log.info("[%s | %s] %-4s %-5s (%4d windows): macro-F1 %.3f  acc %.3f  (%d steps, %d epochs%s, %.1fs)", held,
+                     label, mode, budget, len(data), m["macro_f1"], m["accuracy"], info["steps"], info["epochs"],
+                     f", val macro-F1 {info['best_val_f1']:.3f} at epoch {info['best_epoch']}" if info["validation"] else "",
+                     info["seconds"])
     return rows
 
 
@@ -127,19 +148,47 @@ def classical_fold(cfg: ExperimentConfig, held: str, sources: list[PreparedDatas
 
     t0 = time.perf_counter()
     rf = ClassicalModel(cfg.lodo.trees, cfg.seed).fit(src.X, src.y)
-    zs_test = restrict(target.test, shared)
-    rows = [result_row(held, CLASSICAL, "none", ZERO_SHOT, 0, score(rf, zs_test, zs_test.extras["label_mask"][0]),
-                 seconds=time.perf_counter() - t0)]
+
+    def zero_shot() -> dict:
+        zs_test = restrict(target.test, shared)
+        return score(rf, zs_test, zs_test.extras["label_mask"][0])
+
+    rows = [zero_shot_row(held, CLASSICAL, shared, zero_shot, seconds=time.perf_counter() - t0)]
     for budget, data in budgets.items():
         for mode, X, y in (("target", data.X, data.y),
                            ("source+target", np.concatenate([src.X, data.X]), np.concatenate([src.y, data.y]))):
             t0 = time.perf_counter()
             rf = ClassicalModel(cfg.lodo.trees, cfg.seed).fit(X, y)
             m = score(rf, target.test, mask_all)
-            rows.append(result_row(held, CLASSICAL, mode, budget, len(data), m, seconds=time.perf_counter() - t0))
-    log.info("[%s | %s] zero-shot %.3f; largest budget: target %.3f, source+target %.3f", held, CLASSICAL,
-             rows[0]["macro_f1"], rows[-2]["macro_f1"], rows[-1]["macro_f1"])
+            rows.append(result_row(held, CLASSICAL, mode, budget, len(data), m, seconds=time.perf_counter() - t0,
+                                   **rf_fields(cfg, len(y))))
+    log.info("[%s | %s] zero-shot %s; largest budget: target %.3f, source+target %.3f", held, CLASSICAL,
+             "n/a" if rows[0]["macro_f1"] is None else f"{rows[0]['macro_f1']:.3f}", rows[-2]["macro_f1"], rows[-1]["macro_f1"])
     return rows
+
+
+def budget_seed(cfg: ExperimentConfig) -> int:
+    """Seed of the label-budget draws: ``lodo.budget_seed``, or the run's ``seed`` when null, so the
+    draws change with the seed and are the same for every variant of one run."""
+    return cfg.seed if cfg.lodo.budget_seed is None else cfg.lodo.budget_seed
+
+
+RF_RULE = ("fixed hyper-parameters, never tuned on the target: {trees} trees, scikit-learn's defaults otherwise "
+           "(random_state = the run's seed); trained once on all labelled windows of the budget (the neural models' "
+           "training + validation windows), no validation split, no early stopping")
+
+
+def rf_fields(cfg: ExperimentConfig, n: int) -> dict:
+    """What a random-forest results row records of its (fixed) training."""
+    return {"trees": cfg.lodo.trees, "train_windows": n, "validation": False, "val_windows": 0, "hyperparameters": "fixed"}
+
+
+def adaptation_description(cfg: ExperimentConfig) -> dict:
+    """``results["adaptation"]``: how every variant's budget is set, the random forest's fixed settings."""
+    return {"neural": adaptation_rule(cfg.lodo.adapt), "neural_settings": to_mapping(cfg.lodo.adapt),
+            "random_forest": RF_RULE.format(trees=cfg.lodo.trees),
+            "random_forest_settings": {"trees": cfg.lodo.trees, "random_state": cfg.seed, "hyperparameters": "fixed"},
+            "budget_seed": budget_seed(cfg)}
 
 
 def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
@@ -149,6 +198,7 @@ def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     prepared = load_study(cfg, folder)
     budgets_spec = [parse_budget(b) for b in lcfg.budgets]
     variants = [(v.label, v.apply(cfg)) for v in lcfg.variant_list()]
+    folder.results["adaptation"] = adaptation_description(cfg)
     for held in lcfg.held_out_names():
         target = prepared[held]
         sources = [p for n, p in prepared.items() if n != held]
@@ -159,7 +209,7 @@ def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
         pool_path = fold_dir / "pool.npz"
         if not pool_path.exists():
             save_npz(pool(sources, name=f"without-{held}"), pool_path)
-        budgets = {b.label: b.sample(target.train, seed=lcfg.budget_seed) for b in budgets_spec}
+        budgets = {b.label: b.sample(target.train, seed=budget_seed(cfg)) for b in budgets_spec}
         folder.results.setdefault("folds", {})[held] = {"sources": [p.name for p in sources], "shared_classes": shared,
                                                         "budget_windows": {k: len(v) for k, v in budgets.items()}}
         jobs = variants + ([(CLASSICAL, None)] if lcfg.classical else [])

@@ -2,6 +2,12 @@
 unlabelled training windows, then fine-tune it (LoRA, or fully) on a labelled share of the
 held-out dataset and test there; baselines fine-tune the same windows.
 
+Fine-tuning follows the adaptation budget rule of :mod:`fedhar.transfer.adapt` with
+``lodo.adapt`` (the same for every variant: steps scale with the labelled windows, a stratified
+validation part stops training early where every class has enough windows); ``train.*`` gives the
+schedule and precision. The random forest keeps fixed hyper-parameters and trains on all
+labelled windows of the budget.
+
 Variants name the fold's pretrained MAE as ``model.backbone.name: fold-mae``; any other backbone
 (the from-scratch Transformer, no LLM, an LLM) is trained on the same labelled windows.
 """
@@ -17,13 +23,16 @@ import numpy as np
 
 from fedhar.config import ExperimentConfig, Variant, derive
 from fedhar.models import ClassicalModel
-from fedhar.training.central import train_and_evaluate
-from fedhar.training.loop import apply_label_mask
+from fedhar.models import NON_NEURAL
+from fedhar.training.central import build_for_data, train_and_evaluate
+from fedhar.training.loop import apply_label_mask, evaluate
 from fedhar.training.metrics import classification_metrics
 from fedhar.training.pretrain import pretrain_mae
 from fedhar.transfer.budget import parse_budget
 from fedhar.reporting import RunFolder
-from fedhar.transfer.lodo import CLASSICAL, complete, finish_cell, load_study, result_row
+from fedhar.transfer.adapt import adapt, row_fields
+from fedhar.transfer.lodo import (CLASSICAL, adaptation_description, budget_seed, complete, finish_cell, load_study,
+                                  result_row, rf_fields)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,7 @@ def run_mae_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     lcfg = cfg.lodo
     prepared = load_study(cfg, folder)
     variants = lcfg.variant_list()
+    folder.results["adaptation"] = adaptation_description(cfg)
     for held in lcfg.held_out_names():
         target = prepared[held]
         sources = [p for n, p in prepared.items() if n != held]
@@ -58,7 +68,7 @@ def run_mae_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
             log.info("[%s] MAE pretrained on %d unlabelled windows of %s: test MSE %.4f (%.0fs)", held, len(X),
                      ", ".join(p.name for p in sources), history[-1].get("test_loss", float("nan")), time.perf_counter() - t0)
         meta = json.loads((mae_dir / "mae.json").read_text())
-        budgets = {b.label: b.sample(target.train, seed=lcfg.budget_seed) for b in map(parse_budget, lcfg.budgets)}
+        budgets = {b.label: b.sample(target.train, seed=budget_seed(cfg)) for b in map(parse_budget, lcfg.budgets)}
         folder.results.setdefault("folds", {})[held] = {
             "sources": [p.name for p in sources], "shared_classes": [],
             "budget_windows": {k: len(v) for k, v in budgets.items()},
@@ -77,12 +87,21 @@ def run_mae_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
                     pred = apply_label_mask(rf.scores(target.test.X, target.test.num_classes), mask[None]).argmax(1)
                     m = classification_metrics(target.test.y, pred, target.test.num_classes, np.flatnonzero(mask).tolist())
                     mode = "target"
-                else:
-                    vcfg = variant_config(cfg, variant, mae_dir)
+                    extra = {"seconds": time.perf_counter() - t0, **rf_fields(cfg, len(data))}
+                elif (vcfg := variant_config(cfg, variant, mae_dir)).model.backbone.name in NON_NEURAL:  # fixed settings
                     _, _, m = train_and_evaluate(vcfg, data, target.test, desc=f"{held} {label} {budget}")
+                    mode = "target"
+                    extra = {"seconds": time.perf_counter() - t0, "train_windows": len(data), "validation": False,
+                             "val_windows": 0, "hyperparameters": "fixed"}
+                else:
+                    model = build_for_data(vcfg, data)
+                    info = adapt(model, None, data, vcfg.train.trainable, vcfg.train, lcfg.adapt, seed=cfg.seed,
+                                 desc=f"{held} {label} {budget}")
+                    m = evaluate(model, target.test, vcfg.train)
                     mode = "full" if vcfg.model.backbone.full_finetune or vcfg.model.backbone.name == "transformer" else (
                         "lora" if vcfg.model.backbone.lora.enabled else "head")
-                rows.append(result_row(held, label, mode, budget, len(data), m, seconds=time.perf_counter() - t0))
+                    extra = {**row_fields(info), "seconds": time.perf_counter() - t0}
+                rows.append(result_row(held, label, mode, budget, len(data), m, **extra))
                 log.info("[%s | %s] %-5s (%4d windows): macro-F1 %.3f  acc %.3f", held, label, budget, len(data),
                          m["macro_f1"], m["accuracy"])
             finish_cell(folder, held, label, rows)

@@ -2,7 +2,10 @@
 
 The federated global model (FedAvg over the configured clients) is the starting point. Every
 client then fine-tunes a chosen part of it on its own training split and is scored on the rest
-of its own windows, against the global model on the same windows. ``fedper`` instead trains a
+of its own windows, against the global model on the same windows. The fine-tuning budget follows
+the rule of :mod:`fedhar.transfer.adapt` (``personalization.adapt``): steps scale with the
+client's windows, and where every class has enough of them a stratified validation part of the
+training split stops training early; rows record the steps taken. ``fedper`` instead trains a
 second federation in which each client's head never leaves the client (FedPer).
 
 Personal state is written per client under ``clients/client_NNNN/<strategy>.safetensors``; only
@@ -24,7 +27,7 @@ from fedhar.federated.task import derive_seed
 from fedhar.models.har_model import HARModel
 from fedhar.reporting import RunFolder
 from fedhar.training.loop import evaluate
-from fedhar.transfer.adapt import adapt, changed_state
+from fedhar.transfer.adapt import adapt, adaptation_rule, changed_state, row_fields
 from fedhar.transfer.config import STRATEGY_PARTS
 from fedhar.transfer.lodo import train_federated
 
@@ -66,6 +69,8 @@ def run_personalization(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     pcfg = cfg.personalization
     run_dir = folder.path
     rows: list[dict] = folder.results.setdefault("rows", [])
+    folder.results["adaptation"] = {"rule": adaptation_rule(pcfg.adapt), "fedper": "no on-device fine-tuning: the "
+                                    "client's head trained during the FedPer federation"}
     state = train_federated(cfg, run_dir / "global")
     task = get_task(cfg)
     model = task.model
@@ -87,11 +92,10 @@ def run_personalization(cfg: ExperimentConfig, folder: RunFolder) -> dict:
                          desc=f"client {pid} {strategy}")
             m = evaluate(model, test, cfg.train)
             save_personal(personal_path(run_dir, pid, strategy), changed_state(model, parts))
-            rows.append(_row(pid, strategy, len(train), len(test), g, m, seconds=info["seconds"],
-                             params_changed=info["params_changed"], bytes_changed=info["bytes_changed"]))
+            rows.append(_row(pid, strategy, len(train), len(test), g, m, **row_fields(info)))
             folder.record(pid, strategy)
-            log.info("client %d %-9s global %.3f -> %.3f (%+.3f) in %.1fs", pid, strategy, g["macro_f1"], m["macro_f1"],
-                     m["macro_f1"] - g["macro_f1"], info["seconds"])
+            log.info("client %d %-9s global %.3f -> %.3f (%+.3f) in %d steps, %.1fs", pid, strategy, g["macro_f1"],
+                     m["macro_f1"], m["macro_f1"] - g["macro_f1"], info["steps"], info["seconds"])
         write_personalization_outputs(folder)
     if "fedper" in pcfg.strategies and not all(folder.done(pid, "fedper") for pid in clients):
         fcfg = fedper_config(cfg, run_dir)

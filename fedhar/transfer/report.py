@@ -8,6 +8,9 @@ import numpy as np
 
 from fedhar.reporting import RunFolder, budget_curves_png, gain_distribution_png
 
+NA = "n/a"
+"""How a cell with no value is shown (a zero-shot score with no shared classes: macro-F1 ``None``)."""
+
 
 def _series(row: dict) -> str:
     return row["variant"] if row["mode"] == "none" else f"{row['variant']} ({row['mode']})"
@@ -41,7 +44,8 @@ def lodo_markdown(results: dict) -> str:
         lines += ["", "Cells: macro-F1 / accuracy on the held-out dataset's test side. *zero-shot*: no target labels, "
               "scored on the classes shared with the training datasets. *head*: only the head adapts; *full*: head + "
               "LoRA + frontend (all weights of a from-scratch backbone). The random forest is refitted on the target "
-              "budget alone (*target*) or with the source datasets (*source+target*). Best per column in bold.", ""]
+              "budget alone (*target*) or with the source datasets (*source+target*). The highest per column is in bold: one "
+                  "number of one seed, not a significant result (run with `seeds:` for that).", ""]
     for held in dict.fromkeys(r["held_out"] for r in rows):
         mine = [r for r in rows if r["held_out"] == held]
         budgets = list(dict.fromkeys(r["budget"] for r in mine))
@@ -50,14 +54,15 @@ def lodo_markdown(results: dict) -> str:
         if fold:
             how = (f"MAE pretrained on {', '.join(fold['sources'])}" if results.get("protocol") == "mae" else
                    f"Trained federated on {', '.join(fold['sources'])}; shared classes for zero-shot: "
-                   f"{', '.join(fold['shared_classes'])}")
+                   f"{', '.join(fold['shared_classes']) or 'none (zero-shot is n/a)'}")
             lines.append(f"{how}. Labelled windows per budget: "
                          + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
         lines.append("")
         zero = {r["variant"]: r for r in mine if r["budget"] == "zero-shot"}
         keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in mine if r["mode"] != "none"))
         cells = {(r["variant"], r["mode"], r["budget"]): r for r in mine}
-        best = {b: max((r["macro_f1"] for r in mine if r["budget"] == b), default=None) for b in budgets}
+        best = {b: max((r["macro_f1"] for r in mine if r["budget"] == b and r["macro_f1"] is not None), default=None)
+                for b in budgets}
         cols = [b for b in budgets if b != "zero-shot"]
         has_zero = bool(zero)
         lines.append("| model | adapts | " + ("zero-shot | " if has_zero else "") + " | ".join(cols) + " |")
@@ -66,6 +71,8 @@ def lodo_markdown(results: dict) -> str:
         def cell(r: dict | None, b: str) -> str:
             if r is None:
                 return ""
+            if r["macro_f1"] is None:
+                return NA
             text = f"{r['macro_f1']:.3f} / {r['accuracy']:.3f}"
             return f"**{text}**" if best.get(b) is not None and np.isclose(r["macro_f1"], best[b]) else text
 
@@ -74,8 +81,7 @@ def lodo_markdown(results: dict) -> str:
             lines.append(f"| {variant} | {mode} | " + (f"{cell(z, 'zero-shot')} | " if has_zero else "")
                          + " | ".join(cell(cells.get((variant, mode, b)), b) for b in cols) + " |")
         lines.append("")
-        lines.append("Best per budget: " + "; ".join(
-            f"{b}: {_series(max((r for r in mine if r['budget'] == b), key=lambda r: r['macro_f1']))}" for b in budgets) + ".")
+        lines.append("Highest per budget (one seed, no test): " + "; ".join(f"{b}: {_best_series(mine, b)}" for b in budgets) + ".")
         lines.append("")
     helds = list(dict.fromkeys(r["held_out"] for r in rows))
     if len(helds) > 1:
@@ -92,32 +98,57 @@ def lodo_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _best_series(rows: list[dict], budget: str) -> str:
+    """The series with the best macro-F1 at ``budget``; n/a when no row there has a score."""
+    scored = [r for r in rows if r["budget"] == budget and r["macro_f1"] is not None]
+    return _series(max(scored, key=lambda r: r["macro_f1"])) if scored else NA
+
+
 def _mean_table(rows: list[dict], helds: list[str]) -> list[str]:
-    """Macro-F1 averaged over the held-out datasets (only where every one has the cell)."""
+    """Macro-F1 averaged over the held-out datasets (only where every one has the cell; n/a where
+    one of them has no score, e.g. zero-shot without shared classes)."""
     budgets = list(dict.fromkeys(r["budget"] for r in rows))
     keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in rows if r["mode"] != "none"))
     f1 = {(r["held_out"], r["variant"], r["mode"], r["budget"]): r["macro_f1"] for r in rows}
     zero = {(r["held_out"], r["variant"]): r["macro_f1"] for r in rows if r["budget"] == "zero-shot"}
 
-    def mean(vals: list) -> float | None:
-        return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
+    missing = object()  # a cell a held-out dataset lacks (None: it has the cell, with no score)
+
+    def mean(vals: list) -> float | str | None:
+        if not vals or any(v is missing for v in vals):
+            return None
+        return NA if any(v is None for v in vals) else float(np.mean(vals))
 
     table = {}
     for variant, mode in keys:
-        table[(variant, mode)] = [mean([zero.get((h, variant)) for h in helds])] + [
-            mean([f1.get((h, variant, mode, b)) for h in helds]) for b in budgets if b != "zero-shot"]
+        table[(variant, mode)] = [mean([zero.get((h, variant), missing) for h in helds])] + [
+            mean([f1.get((h, variant, mode, b), missing) for h in helds]) for b in budgets if b != "zero-shot"]
     cols = [b for b in budgets if b != "zero-shot"]
     if not zero:  # no zero-shot evaluation in this protocol
         table = {k: v[1:] for k, v in table.items()}
     else:
         cols = ["zero-shot"] + cols
-    best = [max((v[i] for v in table.values() if v[i] is not None), default=None) for i in range(len(cols))]
+    best = [max((v[i] for v in table.values() if isinstance(v[i], float)), default=None) for i in range(len(cols))]
     lines = [f"## Mean macro-F1 over the held-out datasets ({', '.join(helds)})", "",
              "| model | adapts | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for (variant, mode), vals in table.items():
-        cells = ["" if v is None else (f"**{v:.3f}**" if np.isclose(v, best[i]) else f"{v:.3f}") for i, v in enumerate(vals)]
+        cells = ["" if v is None else NA if v == NA else (f"**{v:.3f}**" if np.isclose(v, best[i]) else f"{v:.3f}")
+                 for i, v in enumerate(vals)]
         lines.append(f"| {variant} | {mode} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return lines + [""] + _verdict_lines(rows, helds)
+
+
+def _verdict_lines(rows: list[dict], helds: list[str]) -> list[str]:
+    """Paired verdicts per budget over the held-out datasets of this seed (each a pair)."""
+    from fedhar.reporting.seeds import SeedTable, verdicts
+    from fedhar.reporting.stats import StatsConfig, describe_verdict
+
+    table = SeedTable(keys=("held_out", "variant", "mode", "budget"), variant=("variant", "mode"), groups=("budget",),
+                      units=("held_out",))
+    found = verdicts([{**r, "seed": 0} for r in rows], table, StatsConfig())
+    return [f"Paired t-test over the {len(helds)} held-out datasets, leader against runner-up at α = 0.05 (with so few "
+            "pairs a tie is the usual verdict; seeds add pairs):", ""] + [
+        f"- {v['budget']}: {describe_verdict(v)}" for v in found] + [""]
 
 
 def write_lodo_outputs(folder: RunFolder) -> None:
@@ -129,10 +160,10 @@ def write_lodo_outputs(folder: RunFolder) -> None:
     panels: dict = {}
     for held in dict.fromkeys(r["held_out"] for r in rows):
         mine = [r for r in rows if r["held_out"] == held]
-        zero = {r["variant"]: r["macro_f1"] for r in mine if r["budget"] == "zero-shot"}
+        zero = {r["variant"]: r["macro_f1"] for r in mine if r["budget"] == "zero-shot" and r["macro_f1"] is not None}
         series: dict = {}
         for r in sorted(mine, key=lambda r: r["labelled_windows"]):  # x in order of labelled windows
-            if r["mode"] == "none":
+            if r["mode"] == "none" or r["macro_f1"] is None:  # no score (n/a): no point
                 continue
             pts = series.setdefault(_series(r), [("zero-shot", zero[r["variant"]])] if r["variant"] in zero else [])
             pts.append((f"{r['budget']} ({r['labelled_windows']})", r["macro_f1"]))
