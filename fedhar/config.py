@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 import yaml
 
@@ -42,6 +42,7 @@ class ExperimentConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     smarthome: SmartHomeConfig = field(default_factory=SmartHomeConfig)
     distill: DistillStudyConfig = field(default_factory=DistillStudyConfig)
+    loggers: list[Literal["tensorboard"]] = field(default_factory=list, metadata={"help": "Extra metric loggers beside metrics.csv: `tensorboard` writes the same scalars under <run>/tensorboard/, per epoch or round (needs `pip install 'fedhar[tensorboard]'`; also --log tensorboard)."})
 
 
 def parse_overrides(overrides: str | Iterable[str]) -> list[tuple[str, Any]]:

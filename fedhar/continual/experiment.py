@@ -24,6 +24,7 @@ from fedhar.data.splits import fit_channel_stats
 from fedhar.drift import Experience, Scenario, build_experiences, load_scenario
 from fedhar.models import ClassicalModel, build_model
 from fedhar.reporting import RunFolder, matrices_png, timeline_png
+from fedhar.training.labels import repeated_models
 from fedhar.training.metrics import classification_metrics
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,14 @@ def build_stream(cfg: ExperimentConfig) -> tuple[Scenario, list[Experience]]:
 
 def variant_configs(cfg: ExperimentConfig) -> list[tuple[str, ExperimentConfig, list[str] | None]]:
     """The configured model first, then each baseline variant (backbone overrides on a copy),
-    with the strategy labels it runs (None: all)."""
-    out = [(cfg.continual.main_label, cfg, None)]
+    with the strategy labels it runs (None: all); a baseline that builds the same model as one
+    before it is left out (see :func:`fedhar.training.labels.repeated_models`)."""
+    out = [(cfg.continual.model_label(cfg.model.backbone), cfg, None)]
     for v in cfg.continual.variants:
         variant = Variant(str(v["label"]), {"model.backbone": v.get("backbone", {})})
         out.append((variant.label, variant.apply(cfg), v.get("strategies")))
-    return out
+    repeated = repeated_models([(label, vcfg.model.backbone) for label, vcfg, _ in out])
+    return [o for o in out if o[0] not in repeated]
 
 
 def stream_info(experiences: list[Experience]) -> dict:

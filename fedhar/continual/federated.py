@@ -228,7 +228,7 @@ def _strategy_run(cfg: ExperimentConfig, task: ContinualFederatedTask, label: st
     memory = {k: float(np.mean([m.get(k, 0) or 0 for m in mem])) for k in ("buffer_windows", "buffer_bytes", "adapter_bytes", "extra_bytes")}
     dets = [d for c in per["clients"].values() for d in c["detections"] if d.get("delay_rounds") is not None]
     return {
-        "model": cfg.continual.main_label, "strategy": label, "continual": per["overall"], "clients": per["clients"],
+        "model": cfg.continual.model_label(cfg.model.backbone), "strategy": label, "continual": per["overall"], "clients": per["clients"],
         "memory": memory, "seconds": seconds, "train_seconds": fed.get("seconds", 0.0),
         "detection_summary": {"boundaries": task.num_clients * (task.phases - 1), "detected": len(dets),
                               "mean_delay_rounds": float(np.mean([d["delay_rounds"] for d in dets])) if dets else None,

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from fedhar.exceptions import ConfigError
 
-Format = Literal["auto", "uci_har", "hapt", "wisdm_raw", "limu", "npz", "synthetic", "smarthome"]
+Format = Literal["auto", "uci_har", "hapt", "wisdm_raw", "limu", "npz", "synthetic", "smarthome", "motionsense",
+                 "usc_had"]
 """``auto`` or a name in :data:`fedhar.data.loaders.FORMATS` (a test keeps the two in step)."""
 
 
@@ -27,7 +28,7 @@ class DataConfig:
     )
     format: Format = field(
         default="auto",
-        metadata={"help": "Loader format (auto, uci_har, hapt, wisdm_raw, limu, npz, synthetic, smarthome); auto detects it."},
+        metadata={"help": "Loader format (auto, uci_har, hapt, wisdm_raw, limu, npz, synthetic, smarthome, motionsense, usc_had); auto detects it."},
     )
     split: Literal["official", "subject", "stratified", "random", "chronological"] = field(
         default="official",

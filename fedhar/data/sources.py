@@ -11,7 +11,7 @@ import numpy as np
 
 from fedhar.data.config import DataConfig
 from fedhar.data.dataset import WindowDataset
-from fedhar.data.loaders import detect_format, load, loader_options
+from fedhar.data.loaders import detect_format, format_notes, load, loader_options
 from fedhar.data.splits import (balanced_budget_k, chronological_split, label_budget, official_split, random_split, stratified_split,
                                 subject_split)
 from fedhar.data.harmonize import channel_map_hint, is_channel_name, rename_channels, warn_channel_names
@@ -28,19 +28,40 @@ KNOWN_SOURCES: dict[str, tuple[str, ...]] = {
     "hhar": ("hhar_sa_part.npz",),
     "limu_uci": ("limu_uci",),
     "smarthome": ("smarthome",),
+    "motionsense": ("motionsense/A_DeviceMotion_data.zip", "motionsense/A_DeviceMotion_data", "A_DeviceMotion_data.zip",
+                    "A_DeviceMotion_data"),
+    "usc_had": ("usc_had/USC-HAD.zip", "usc_had/USC-HAD", "USC-HAD.zip", "USC-HAD"),
 }
 """Known source names -> candidate files/folders inside the data root, first found wins."""
+SOURCE_FORMATS: dict[str, str] = {
+    "uci_har": "official `UCI HAR Dataset` folder or zip (Inertial Signals), or uci_har.npz",
+    "hapt": "HAPT RawData/ (acc_expXX_userYY.txt, gyro_..., labels.txt) or hapt_raw.npz",
+    "wisdm": "WISDM v1.1 raw text WISDM_ar_v1.1_raw.txt, or wisdm.npz; 20 Hz, acc only",
+    "hhar": "hhar_sa_part.npz; accelerometer only",
+    "limu_uci": "LIMU-BERT data_20_120.npy + label_20_120.npy; 20 Hz, 120-sample windows",
+    "smarthome": "smart-home event logs (ordonez/, kasteren2008/, kasteren2010/) as text",
+    "motionsense": "MotionSense A_DeviceMotion_data.zip or folder (<act>_<trial>/sub_<n>.csv)",
+    "usc_had": "USC-HAD.zip or folder, Subject<n>/a<act>t<trial>.mat; 100 Hz, gyro to rad/s",
+    "synthetic": "generated signals, for tests and the no-data demo only (labelled as such)",
+}
+"""What each source name reads, in one line (``fedhar data list``; README's Data table)."""
 _STREAM_OPTIONS = {"hapt": ("window", "step", "rate_hz"), "wisdm_raw": ("window", "step", "rate_hz"),
+                   "motionsense": ("window", "step", "rate_hz"), "usc_had": ("window", "step", "rate_hz"),
                    "synthetic": ("window", "rate_hz")}
 """Formats that cut windows themselves: these config fields go to the loader, not to transforms."""
+
+
+def data_root(root: str | None = None) -> Path | None:
+    """The data folder: ``root`` if given, else ``$FEDHAR_DATA_DIR``; None when neither names one."""
+    value = root if root is not None else os.environ.get(ENV_ROOT)
+    return Path(value).expanduser() if value else None
 
 
 def resolve_source(source: str, root: str | None = None) -> str:
     """Path of ``source`` (or ``"synthetic"``): a known name inside the root, or a file/folder path."""
     if source == "synthetic":
         return source
-    value = root if root is not None else os.environ.get(ENV_ROOT)
-    base = Path(value).expanduser() if value else None  # the data root, when either names one
+    base = data_root(root)
     if source in KNOWN_SOURCES:
         if base is None:
             raise ConfigError(
@@ -61,6 +82,23 @@ def resolve_source(source: str, root: str | None = None) -> str:
         f"`data.source: {source}` is neither a known dataset ({', '.join([*KNOWN_SOURCES, 'synthetic'])}) "
         f"nor an existing path; tried: {', '.join(str(t) for t in tried)}."
     )
+
+
+def list_sources(root: str | None = None) -> list[dict]:
+    """Every known source name, what it reads, and whether :func:`resolve_source` finds it.
+
+    Each row: ``name``, ``reads`` (one line), ``found`` (bool), ``path`` (what loading would read,
+    or None) and ``problem`` (why it was not found, or None). ``root`` as in :func:`resolve_source`.
+    """
+    rows = []
+    for name in [*KNOWN_SOURCES, "synthetic"]:
+        try:
+            path, problem = resolve_source(name, root), None
+        except (ConfigError, DataError) as exc:
+            path, problem = None, exc.reason
+        rows.append({"name": name, "reads": SOURCE_FORMATS.get(name, ""), "found": path is not None, "path": path,
+                     "problem": problem})
+    return rows
 
 
 def cap_windows(ds: WindowDataset, max_windows: int, seed: int = 0) -> WindowDataset:
@@ -178,6 +216,7 @@ def describe(source: str, root: str | None = None) -> str:
     if "official_test" in ds.extras:
         n_test = int(np.asarray(ds.extras["official_test"]).sum())
         lines.append(f"official split: {len(ds) - n_test} train / {n_test} test")
+    lines += format_notes(path, detect_format(path))
     return "\n".join(lines)
 
 

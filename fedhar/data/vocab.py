@@ -14,8 +14,10 @@ from fedhar.exceptions import ConfigError, DataError
 CANONICAL = (
     "walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "lying", "jogging", "biking",
     "stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand",
+    "running", "jumping", "elevator_up", "elevator_down",
 )
-"""Every canonical class, in the order canonical class lists use."""
+"""Every canonical class, in the order canonical class lists use. ``running`` (USC-HAD's running
+forward) is kept apart from ``jogging`` (WISDM, MotionSense); pool them with ``labels: {running: jogging}``."""
 
 _UCI_HAR = {"walking": "walking", "walking_upstairs": "walking_upstairs", "walking_downstairs": "walking_downstairs",
             "sitting": "sitting", "standing": "standing", "laying": "lying"}
@@ -34,6 +36,17 @@ DATASET_LABELS: dict[str, dict[str, str]] = {
         "walking": "walking", "upstairs": "walking_upstairs", "downstairs": "walking_downstairs",
         "sitting": "sitting", "standing": "standing", "lying": "lying", "jogging": "jogging", "biking": "biking",
         "bike": "biking", "sit": "sitting", "stand": "standing", "walk": "walking",
+    },
+    "motionsense": {  # trial-folder codes
+        "dws": "walking_downstairs", "ups": "walking_upstairs", "wlk": "walking", "jog": "jogging", "sit": "sitting",
+        "std": "standing",
+    },
+    "usc_had": {  # the loader merges walking forward/left/right into `walking` unless walking_directions is set;
+        # walking_left/walking_right have no canonical name on purpose, so that they stay classes of their own
+        "walking": "walking", "walking_forward": "walking", "walking_upstairs": "walking_upstairs",
+        "walking_downstairs": "walking_downstairs", "running_forward": "running", "jumping_up": "jumping",
+        "sitting": "sitting", "standing": "standing", "sleeping": "lying", "elevator_up": "elevator_up",
+        "elevator_down": "elevator_down",
     },
 }
 """Per dataset: lower-case published label name -> canonical name."""

@@ -17,6 +17,9 @@ from flwr.clientapp import ClientApp
 from fedhar.config import ExperimentConfig, build_config, config_to_dict
 from fedhar.exceptions import FederationError
 from fedhar.federated.task import FederatedTask, get_task
+from fedhar.quiet import install_known_filters
+
+install_known_filters()  # Ray workers and SuperNodes import this module, not the CLI
 
 CONFIG_KEY = "fedhar-config"
 

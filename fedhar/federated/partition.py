@@ -4,6 +4,9 @@ dataset x subject), IID, or Dirichlet label skew. Returns row indices into the t
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset
@@ -55,7 +58,8 @@ def partition_indices(ds: WindowDataset, cfg: FederatedConfig, seed: int = 0) ->
             min_partition_size=1, self_balancing=False, seed=seed,
         )
     partitioner.dataset = Dataset.from_dict(table)
-    parts = [np.asarray(partitioner.load_partition(i)["row"], dtype=np.int64) for i in range(partitioner.num_partitions)]
+    with contextlib.redirect_stderr(io.StringIO()):  # NaturalIdPartitioner's tqdm bar, once per process
+        parts = [np.asarray(partitioner.load_partition(i)["row"], dtype=np.int64) for i in range(partitioner.num_partitions)]
     if any(len(p) == 0 for p in parts):
         raise DataError(f"Partition `{cfg.partition}` produced an empty client; use fewer clients or a larger alpha.")
     return parts

@@ -1,15 +1,54 @@
-"""results.json, metrics.csv and plots of a federated run, rewritten after every round."""
+"""results.json, metrics.csv and plots of a federated run, rewritten after every round.
+
+The ServerApp writes these (in its own process under the Deployment Engine), so whatever the run
+should record, warnings included, is computed here rather than collected from logging.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 from fedhar.config import ExperimentConfig
-from fedhar.reporting import config_hash, confusion_matrix_png, curves_png, write_json, write_metrics_csv
+from fedhar.federated.plots import bytes_png, rounds_png
+from fedhar.federated.strategy import min_client_warnings
+from fedhar.reporting import config_hash, confusion_matrix_png, write_json, write_metrics_csv
 from fedhar.training.central import model_info
+from fedhar.training.metrics import per_class_f1
+
+log = logging.getLogger(__name__)
+
+METRICS_EXPLAINED = {
+    "accuracy": "accuracy of the global model on the central held-out test split (data.test_fraction), "
+                "which no client trains on",
+    "macro_f1": "macro-F1 of the global model on the central held-out test split",
+    "fed_accuracy": "example-weighted mean of the clients' accuracy of the global model on their own local test "
+                    "windows (federated.local_test_fraction of each client's data)",
+    "fed_macro_f1": "example-weighted mean of the clients' macro-F1 of the global model on their own local test "
+                    "windows (federated.local_test_fraction of each client's data)",
+    "train_loss": "example-weighted mean of the clients' last local training loss in the round",
+    "bytes_up": "bytes of the updates the clients sent to the server in the round",
+    "bytes_down": "bytes the server sent to clients in the round (global state and config, training and evaluation)",
+    "per_class_f1": "F1 per class of the final global model on the central held-out test split",
+    "confusion_matrix": "the final global model's confusion matrix on the central held-out test split "
+                        "(rows: true class, columns: predicted)",
+}
+"""What each metric key of a federated results.json measures (written into it as ``metrics_explained``)."""
+
+TABLE_LEGEND = ("heldout acc/F1: global model on the central held-out test split; "
+                "clients' F1: example-weighted mean macro-F1 of the clients on their local test windows")
 
 ROUND_KEYS = ("round", "accuracy", "macro_f1", "fed_accuracy", "fed_macro_f1", "train_loss", "bytes_up",
               "bytes_down", "seconds", "clients", "failures", "distill_agreement", "distill_seconds")
+
+
+def _recorded_warnings(path: Path) -> list[str]:
+    """Warnings already in ``results.json`` (the run folder's, e.g. --supernodes), kept on rewrite."""
+    try:
+        return list(json.loads(path.read_text()).get("warnings") or [])
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder, final: bool,
@@ -22,6 +61,9 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
     messages = sum(r.get("messages_up", 0) + r.get("messages_down", 0) for r in rounds)
     last = rounds[-1] if rounds else recorder.rows.get(0, {})
     complete = final and bool(rounds) and rounds[-1]["round"] >= cfg.federated.rounds
+    run_dir = Path(run_dir)
+    warnings = list(dict.fromkeys(_recorded_warnings(run_dir / "results.json")
+                                  + min_client_warnings(cfg.federated, task.num_clients)))
     results = {
         "kind": "federated",
         "name": cfg.name,
@@ -31,9 +73,11 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         "complete": complete,
         "strategy": cfg.federated.strategy.name,
         "num_clients": task.num_clients,
+        "warnings": warnings,
         "final": {"accuracy": last.get("accuracy"), "macro_f1": last.get("macro_f1"),
                   "fed_accuracy": last.get("fed_accuracy"), "fed_macro_f1": last.get("fed_macro_f1")},
         "initial": {k: recorder.rows.get(0, {}).get(k) for k in ("accuracy", "macro_f1")},
+        "metrics_explained": METRICS_EXPLAINED,
         "model": info,
         "rounds": [{k: r.get(k) for k in ROUND_KEYS} | {"failure_reasons": r.get("failure_reasons", [])} for r in rounds],
         "communication": {
@@ -48,31 +92,47 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         "failures_total": sum(r.get("failures", 0) for r in rounds),
         "seconds": sum(r.get("seconds", 0.0) for r in rounds),
     }
-    run_dir = Path(run_dir)
+    classes = list(task.splits[1].classes)
+    if confusion is not None:
+        results["confusion_matrix"] = {"classes": classes, "matrix": confusion}
+        results["per_class_f1"] = per_class_f1(confusion, classes)
     write_json(run_dir / "results.json", results)
     write_metrics_csv(run_dir / "metrics.csv", [{k: r.get(k) for k in ROUND_KEYS} for r in rounds])
     if rounds:
-        curves_png(run_dir / "rounds.png", rounds, "round",
-                   {"score": ["accuracy", "macro_f1", "fed_macro_f1"], "train loss": ["train_loss"]}, cfg.name)
-        mb = [{"round": r["round"], "MB_up": r.get("bytes_up", 0) / 1e6, "MB_down": r.get("bytes_down", 0) / 1e6} for r in rounds]
-        curves_png(run_dir / "bytes_per_round.png", mb, "round", {"MB per round": ["MB_up", "MB_down"]}, cfg.name)
+        with_initial = [recorder.rows[0], *rounds] if 0 in recorder.rows else rounds
+        rounds_png(run_dir / "rounds.png", with_initial, cfg.name)
+        bytes_png(run_dir / "bytes.png", rounds, full_bytes, cfg.name)
+        _tensorboard(run_dir, cfg, with_initial)
     if final and confusion is not None:
-        confusion_matrix_png(run_dir / "confusion_matrix.png", confusion, task.splits[1].classes,
+        confusion_matrix_png(run_dir / "confusion_matrix.png", confusion, classes,
                              f"{cfg.name} (global model): macro-F1 {results['final']['macro_f1'] or 0:.3f}")
     return results
 
 
+def _tensorboard(run_dir: Path, cfg: ExperimentConfig, rows: list[dict]) -> None:
+    """The round rows as TensorBoard scalars when the config's ``loggers`` ask for it."""
+    if "tensorboard" in (getattr(cfg, "loggers", None) or []):
+        from fedhar.reporting.tensorboard import write_scalars
+
+        write_scalars(run_dir, [{k: r.get(k) for k in ROUND_KEYS} for r in rows], step="round")
+
+
 def format_table(results: dict) -> str:
-    """The per-round table printed at the end of a run."""
-    head = f"{'round':>5} {'acc':>7} {'macroF1':>8} {'fedF1':>7} {'clients':>7} {'fail':>4} {'MB up':>8} {'MB down':>8} {'sec':>6}"
+    """The per-round table printed at the end of a run, with a legend of its score columns."""
+    clients_f1 = "clients' F1"
+    head = (f"{'round':>5} {'heldout acc':>11} {'heldout F1':>10} {clients_f1:>11} {'clients':>7} {'fail':>4} "
+            f"{'MB up':>8} {'MB down':>8} {'sec':>6}")
     lines = [head, "-" * len(head)]
     for r in results["rounds"]:
         f = lambda v, w, p: f"{v:>{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"  # noqa: E731
-        lines.append(f"{r['round']:>5} {f(r['accuracy'], 7, 4)} {f(r['macro_f1'], 8, 4)} {f(r['fed_macro_f1'], 7, 4)} "
+        lines.append(f"{r['round']:>5} {f(r['accuracy'], 11, 4)} {f(r['macro_f1'], 10, 4)} {f(r['fed_macro_f1'], 11, 4)} "
                      f"{r['clients'] or 0:>7} {r['failures'] or 0:>4} {f((r['bytes_up'] or 0) / 1e6, 8, 2)} "
                      f"{f((r['bytes_down'] or 0) / 1e6, 8, 2)} {f(r['seconds'], 6, 1)}")
+    lines.append(TABLE_LEGEND)
     c = results["communication"]
     lines.append(f"total {c['total_bytes'] / 1e6:.2f} MB over {c['messages']} messages "
                  f"({100 * c['ratio_to_full_model']:.2f}% of full-model FL: {c['full_model_bytes_equivalent'] / 1e9:.2f} GB); "
                  f"update {c['update_bytes'] / 1e6:.3f} MB per client")
+    for w in results.get("warnings") or []:
+        lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fedhar.checks import run_checks
 from fedhar.config import ExperimentConfig, derive
-from fedhar.exceptions import FederationError
+from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.deployment.processes import TAG_ENV_VAR, tagged_processes
 from fedhar.federated.results import format_table
 from fedhar.reporting import RunFolder, run_path
@@ -36,24 +36,54 @@ def with_state_dir(cfg: ExperimentConfig, path: str | Path) -> ExperimentConfig:
     return cfg
 
 
+def with_supernodes(cfg: ExperimentConfig, supernodes: int | None) -> tuple[ExperimentConfig, int | None]:
+    """``cfg`` re-partitioned into ``supernodes`` clients (``--supernodes N``: one client per SuperNode),
+    and the client count it had; the same ``cfg`` when N is None or already its count."""
+    from fedhar.federated.task import get_task
+
+    if supernodes is None:
+        return cfg, None
+    if supernodes < 1:
+        raise ConfigError(f"--supernodes must be at least 1; got {supernodes}.")
+    have = get_task(cfg).num_clients
+    if have == supernodes:
+        return cfg, have
+    fitted = derive(cfg, {"federated.num_clients": supernodes}, source="--supernodes")
+    if (got := get_task(fitted).num_clients) != supernodes:
+        raise ConfigError(f"--supernodes {supernodes}: `federated.num_clients: {supernodes}` yields {got} clients "
+                          f"with `federated.partition: {cfg.federated.partition}`; choose --supernodes {have}.")
+    return fitted, have
+
+
+def repartition_warning(supernodes: int, clients: int) -> str:
+    return f"--supernodes {supernodes} re-partitions the config's {clients} clients into {supernodes}"
+
+
 def run_federated(cfg: ExperimentConfig, out: str | None = None, resume: str | None = None, force: bool = False,
-                  engine: str = "simulation") -> dict:
+                  engine: str = "simulation", supernodes: int | None = None) -> dict:
     """A federated run in the new folder ``out``, or the continuation of the run folder ``resume``;
     for studies that run federations in folders of their own (the CLI goes through ``fedhar.studies``)."""
     run_checks(cfg, "simulate")
+    cfg, clients = with_supernodes(cfg, supernodes)
     path = Path(resume) if resume else run_path(out, cfg.name)
     cfg = with_state_dir(cfg, path)
     with RunFolder.open(cfg, path, resume=bool(resume), force=force, kind="simulate") as folder:
-        return run_in_folder(cfg, folder, engine=engine)
+        return run_in_folder(cfg, folder, engine=engine, supernodes=supernodes, clients_before=clients)
 
 
-def run_in_folder(cfg: ExperimentConfig, folder: RunFolder, engine: str = "simulation") -> dict:
-    """The ``simulate`` study: run (or continue) the federation, print the table, return the results."""
+def run_in_folder(cfg: ExperimentConfig, folder: RunFolder, engine: str = "simulation", supernodes: int | None = None,
+                  clients_before: int | None = None) -> dict:
+    """The ``simulate`` study: run (or continue) the federation, print the table, return the results.
+
+    ``cfg`` is already re-partitioned for ``supernodes`` (:func:`with_supernodes`, before the folder
+    opened, so its config.yaml holds it); ``clients_before`` is the count it had, named in a warning."""
     for k, v in FLOWER_ENV.items():
         os.environ.setdefault(k, v)
     from fedhar.federated.task import get_task
 
     run_dir, num_clients = folder.path, get_task(cfg).num_clients
+    if supernodes is not None and clients_before is not None and clients_before != supernodes:
+        folder.warn(repartition_warning(supernodes, clients_before))
     log.info("%s: %d clients, %d rounds, strategy %s, engine %s -> %s", cfg.name, num_clients, cfg.federated.rounds,
              cfg.federated.strategy.name, engine, run_dir)
     try:
@@ -61,13 +91,13 @@ def run_in_folder(cfg: ExperimentConfig, folder: RunFolder, engine: str = "simul
             _simulation_engine(cfg, run_dir, num_clients, folder.resumed)
         else:
             _deployment_engine(run_dir, num_clients, folder.resumed)
-    finally:  # the ServerApp rewrote results.json each round: the folder carries it on (and marks a failure)
+    finally:  # the ServerApp rewrote results.json each round (keeping the folder's warnings): carry it on
         folder.results.update(json.loads((run_dir / RunFolder.RESULTS).read_text()))
     if not folder.results.get("rounds") or not folder.results.get("complete"):
         raise FederationError(f"the federated run stopped before its last round; resume it with --resume {run_dir}.")
     results = folder.complete()
     print("\n" + format_table(results))
-    print(f"\nrun folder: {run_dir}  (results.json, metrics.csv, rounds.png, bytes_per_round.png)")
+    print(f"\nrun folder: {run_dir}  (results.json, metrics.csv, model/, rounds.png, bytes.png, confusion_matrix.png)")
     return results
 
 
@@ -90,12 +120,13 @@ def _simulation_engine(cfg: ExperimentConfig, run_dir: Path, num_clients: int, r
 
         ray.shutdown()
         os.environ.pop(TAG_ENV_VAR, None)
-        _end(tagged_processes(tag), "still running after Ray shut down")
+        # Ray routinely leaves its actors behind after shutdown: housekeeping, not news
+        _end(tagged_processes(tag), "still running after Ray shut down", logging.DEBUG)
 
 
-def _end(pids: list[int], why: str) -> None:
+def _end(pids: list[int], why: str, level: int = logging.WARNING) -> None:
     if pids:
-        log.warning("ending %d Ray process(es) %s: %s", len(pids), why, pids)
+        log.log(level, "ending %d Ray process(es) %s: %s", len(pids), why, pids)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

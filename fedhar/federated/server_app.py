@@ -22,7 +22,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedhar.config import ExperimentConfig, config_to_dict, derive, load_config
 from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.checkpoint import load_checkpoint, save_checkpoint
-from fedhar.federated.client_app import config_record
+from fedhar.federated.client_app import CONFIG_KEY, config_record
 from fedhar.federated.results import write_federated_results
 from fedhar.federated.strategy import RoundRecorder, load_strategy_state, make_strategy, strategy_state
 from fedhar.federated.task import get_task, pooled_normaliser
@@ -78,7 +78,7 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         from fedhar.federated.distill import ServerDistiller
 
         distiller = ServerDistiller(fcfg.distill, task, cfg.seed, cache_dir=run_dir / "distill")
-    strategy.setup(recorder, template, offset, cfg.seed, distiller)
+    strategy.setup(recorder, template, offset, cfg.seed, distiller, client_config=config)
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
 
@@ -102,15 +102,18 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
                      row.get("bytes_up", 0) / 1e6, row.get("bytes_down", 0) / 1e6, row.get("seconds", 0.0))
         return MetricRecord({"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
 
-    if remaining > 0:
+    if remaining > 0:  # the strategy adds the config to each message; Flower's banner shows only this note
+        banner = ConfigRecord({CONFIG_KEY: f"<{run_dir / 'config.yaml'}, added to each message>"})
         strategy.start(grid=grid, initial_arrays=ArrayRecord(state), num_rounds=remaining,
-                       train_config=config, evaluate_config=ConfigRecord(dict(config)),
+                       train_config=banner, evaluate_config=ConfigRecord(dict(banner)),
                        evaluate_fn=evaluate_fn)
     else:
         log.info("%s already finished all %d rounds.", run_dir, fcfg.rounds)
     confusion = last_confusion.get("matrix")
-    if confusion is None and (last := load_checkpoint(run_dir)) is not None:  # nothing left to run
-        confusion = task.evaluate_central(last.global_state)["confusion"]
+    if (last := load_checkpoint(run_dir)) is not None:  # the final global state
+        if confusion is None:  # nothing left to run
+            confusion = task.evaluate_central(last.global_state)["confusion"]
+        log.info("final global model saved in %s", task.save_global_model(last.global_state, run_dir / "model"))
     write_federated_results(run_dir, cfg, task, recorder, final=True, confusion=confusion)
 
 

@@ -82,13 +82,20 @@ class GuardedStrategy:
     """Mixin: ``class X(GuardedStrategy, FedAvg)``. Call :meth:`setup` before ``start``."""
 
     def setup(self, recorder: RoundRecorder, template: dict[str, tuple[int, ...]], round_offset: int, seed: int,
-              distiller=None) -> None:
-        """``distiller`` (a :class:`~fedhar.federated.distill.ServerDistiller`) runs after each aggregation."""
+              distiller=None, client_config: ConfigRecord | None = None) -> None:
+        """``distiller`` (a :class:`~fedhar.federated.distill.ServerDistiller`) runs after each aggregation.
+        ``client_config`` is added to every outgoing message's config record here rather than passed to
+        ``start``, whose start-up banner would print it (fedhar's config is hundreds of lines of YAML)."""
         self.recorder = recorder
         self.template = template
         self.round_offset = round_offset
         self.seed = seed
         self.distiller = distiller
+        self.client_config = ConfigRecord(dict(client_config or {}))
+
+    def _outgoing(self, config: ConfigRecord) -> ConfigRecord:
+        """A fresh copy of the round's ``config`` with the client config added (Flower writes into it)."""
+        return ConfigRecord({**config, **getattr(self, "client_config", {})})
 
     def _validate(self, msg: Message) -> str | None:
         """Why this reply's update must not be aggregated, or None when it is fine."""
@@ -113,7 +120,7 @@ class GuardedStrategy:
         rnd = server_round + self.round_offset
         self.recorder.start(rnd)
         random.seed(derive_seed(self.seed, rnd, "sample"))  # Flower samples nodes with `random`
-        msgs = list(super().configure_train(rnd, arrays, config, grid))
+        msgs = list(super().configure_train(rnd, arrays, self._outgoing(config), grid))
         row = self.recorder.row(rnd)
         row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
         row["messages_down"] += len(msgs)
@@ -157,7 +164,7 @@ class GuardedStrategy:
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         rnd = server_round + self.round_offset
         random.seed(derive_seed(self.seed, rnd, "sample-eval"))
-        msgs = list(super().configure_evaluate(rnd, arrays, config, grid))
+        msgs = list(super().configure_evaluate(rnd, arrays, self._outgoing(config), grid))
         row = self.recorder.row(rnd)
         row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
         row["messages_down"] += len(msgs)
@@ -174,16 +181,38 @@ class GuardedStrategy:
         return metrics
 
 
+def _fraction_evaluate(cfg: FederatedConfig) -> float:
+    """No local test windows, no federated evaluation."""
+    return cfg.fraction_evaluate if cfg.local_test_fraction > 0 else 0.0
+
+
+def min_clients(cfg: FederatedConfig, num_clients: int) -> dict[str, tuple[int, int]]:
+    """``federated.min_*`` key -> (configured, used): a minimum above the client count is lowered to it
+    (min_evaluate_clients only matters when there is federated evaluation)."""
+    keys = ["min_train_clients", "min_available_clients"] + (["min_evaluate_clients"] if _fraction_evaluate(cfg) else [])
+    return {k: (getattr(cfg, k), min(getattr(cfg, k), num_clients)) for k in keys}
+
+
+def min_client_warnings(cfg: FederatedConfig, num_clients: int) -> list[str]:
+    """One sentence per ``federated.min_*`` value the run does not use as configured."""
+    return [f"`federated.{k}` is {have} but the run has only {num_clients} clients; {used} is used."
+            for k, (have, used) in min_clients(cfg, num_clients).items() if used != have]
+
+
 def make_strategy(cfg: FederatedConfig, num_clients: int):
-    """A guarded instance of the configured Flower strategy."""
+    """A guarded instance of the configured Flower strategy; a ``min_*`` lowered to the client count is
+    warned about (and recorded in results.json by :func:`~fedhar.federated.results.write_federated_results`)."""
     base = FLOWER_STRATEGIES.get(cfg.strategy.name, "federated.strategy.name")
     cls = type(f"Guarded{base.__name__}", (GuardedStrategy, base), {})
-    fraction_evaluate = cfg.fraction_evaluate if cfg.local_test_fraction > 0 else 0.0
+    fraction_evaluate = _fraction_evaluate(cfg)
+    used = {k: u for k, (_, u) in min_clients(cfg, num_clients).items()}
+    for message in min_client_warnings(cfg, num_clients):
+        log.warning(message)
     kwargs = dict(
         fraction_train=cfg.fraction_train, fraction_evaluate=fraction_evaluate,
-        min_train_nodes=min(cfg.min_train_clients, num_clients),
-        min_evaluate_nodes=min(cfg.min_evaluate_clients, num_clients) if fraction_evaluate else 0,
-        min_available_nodes=min(cfg.min_available_clients, num_clients),
+        min_train_nodes=used["min_train_clients"],
+        min_evaluate_nodes=used.get("min_evaluate_clients", 0),
+        min_available_nodes=used["min_available_clients"],
         train_metrics_aggr_fn=_weighted_metrics, evaluate_metrics_aggr_fn=_weighted_metrics,
     )
     s = cfg.strategy

@@ -26,6 +26,7 @@ from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.partition import chronological_local_split, local_split, partition_indices
 from fedhar.federated.personal import load_personal, personal_keys, save_personal
 from fedhar.models import build_model
+from fedhar.models.checkpoint import save_model
 from fedhar.models.har_model import HARModel
 from fedhar.training.config import TrainConfig
 from fedhar.training.loop import Penalty, evaluate, fit
@@ -175,6 +176,14 @@ class FederatedTask:
 
     def evaluate_central(self, state: dict) -> dict:
         return self.evaluate_state(state, self.splits[1], "global state")
+
+    def save_global_model(self, state: dict, folder: Path) -> Path:
+        """``state`` saved as a central run saves its model (``model/``: trainable state with its
+        backbone, classes and channels, plus the LoRA adapter), so a federated run's model loads alike."""
+        with self._lock:
+            self.model.load_trainable_state(state, where="final global state")
+            save_model(self.model, folder)
+        return Path(folder)
 
 
 _TASKS: dict[str, FederatedTask] = {}

@@ -210,12 +210,13 @@ def load_base(cfg: BackboneConfig, seed: int = 0) -> nn.Module:
         torch.manual_seed(seed)
         model = AutoModel.from_config(config)
     else:
-        source = resolve_pretrained(cfg.name)
+        source = resolve_pretrained(cfg.name, cfg.allow_download, builtin_names())
+        offline = {} if cfg.allow_download else {"local_files_only": True}
         try:
             if cfg.pretrained:
-                model = AutoModel.from_pretrained(source, dtype=torch.float32)
+                model = AutoModel.from_pretrained(source, dtype=torch.float32, **offline)
             else:
-                config = AutoConfig.from_pretrained(source)
+                config = AutoConfig.from_pretrained(source, **offline)
                 if cfg.layers is not None:
                     for key in ("num_hidden_layers", "n_layer"):
                         if hasattr(config, key):
@@ -228,6 +229,13 @@ def load_base(cfg: BackboneConfig, seed: int = 0) -> nn.Module:
     truncate_blocks(model, cfg.layers)
     model.eval()
     return model
+
+
+def builtin_names() -> list[str]:
+    """Every backbone name fedhar knows without a folder or hub id."""
+    from fedhar.models.factory import NON_NEURAL
+
+    return sorted({*BACKBONES.names(), *EMBEDDED, "tiny-llama", *NON_NEURAL})
 
 
 def build_backbone(cfg: BackboneConfig, seed: int = 0) -> Backbone:

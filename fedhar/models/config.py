@@ -63,6 +63,7 @@ class BackboneConfig:
     name: str = field(default="smollm2-135m", metadata={"help": "smollm2-135m (embedded), tiny-llama (random, tests), none, transformer, classical, a folder written by `fedhar pretrain` (MAE), or any HF model id / local folder."})
     layers: int | None = field(default=8, metadata={"help": "Keep only the first N decoder blocks (null: all)."})
     pretrained: bool = field(default=True, metadata={"help": "false: same architecture with random weights (ablation)."})
+    allow_download: bool = field(default=False, metadata={"help": "Let a hub id that is not in the local Hugging Face cache be downloaded; false (the default): fedhar stays offline and an unknown name fails at once, listing the built-in names."})
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings."})
     full_finetune: bool = field(default=False, metadata={"help": "Train every weight of an LLM backbone (no LoRA): the full fine-tuning comparison."})
     quantize: Literal[4, 8] | None = field(default=None, metadata={"help": "QLoRA: store the frozen backbone's linear layers in 4 bit (NF4) or 8 bit (int8) with bitsandbytes; null: fp32."})

@@ -8,4 +8,5 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "fedhar.reporting.run_dir": "RunFolder config_hash resolve_config run_path write_config write_json write_metrics_csv",
     "fedhar.reporting.seeds": "SeedTable aggregate aggregate_markdown",
     "fedhar.reporting.stats": "StatsConfig paired_test summarize verdict",
+    "fedhar.reporting.tensorboard": "write_scalars",
 })

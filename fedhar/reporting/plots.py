@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: Path, title: str = "", **layout) -> None:
+def _save(fig: Figure, path: Path, title: str = "", **layout) -> None:
     """Title the figure (when given), lay it out, write the PNG and free it."""
     if title:
         fig.suptitle(title)
     fig.tight_layout(**layout)
+    _write(fig, path)
+
+
+def _write(fig: Figure, path: Path) -> None:
+    """Write a laid-out figure as PNG and free it."""
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -37,20 +46,41 @@ def confusion_matrix_png(path: Path, matrix: Sequence[Sequence[int]], classes: S
     _save(fig, path)
 
 
-def curves_png(path: Path, rows: Sequence[Mapping], x: str, series: Mapping[str, Sequence[str]], title: str = "") -> None:
-    """One panel per group in ``series`` (``{"loss": ["train_loss", "test_loss"], ...}``)."""
+def curves_figure(rows: Sequence[Mapping], x: str, series: Mapping[str, Sequence[str]], title: str = "") -> Figure:
+    """One panel per group in ``series`` (``{"loss": ["train_loss", "test_loss"], ...}``); whole
+    epochs and rounds get whole-number ticks, and rounds start at 0 (the initial model) when
+    round 0 was measured."""
     fig, axes = plt.subplots(1, len(series), figsize=(5 * len(series), 3.6), squeeze=False)
+    xs_all = [r[x] for r in rows if r.get(x) is not None]
     for ax, (panel, keys) in zip(axes[0], series.items()):
         for key in keys:
             pts = [(r[x], r[key]) for r in rows if r.get(key) is not None]
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o", label=key)
-        ax.set_xlabel(x)
+                ax.plot(xs, ys, marker="o", label=key, clip_on=False)
+        _x_axis(ax, x, xs_all)
         ax.set_ylabel(panel)
         ax.grid(alpha=0.3)
-        ax.legend()
-    _save(fig, path, title)
+        if ax.lines:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _x_axis(ax, x: str, values: Sequence) -> None:
+    """Label the x axis; integer ticks for integer values (no epoch 2.5), round 0 at the origin."""
+    ax.set_xlabel(x)
+    if values and all(float(v).is_integer() for v in values):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if x == "round" and 0 in values:
+        ax.set_xlim(left=0)
+
+
+def curves_png(path: Path, rows: Sequence[Mapping], x: str, series: Mapping[str, Sequence[str]], title: str = "") -> None:
+    """:func:`curves_figure` as a PNG."""
+    _write(curves_figure(rows, x, series, title), path)
 
 
 def matrices_png(path: Path, matrices: Mapping[str, Sequence[Sequence[float | None]]], names: Sequence[str],
@@ -75,8 +105,14 @@ def matrices_png(path: Path, matrices: Mapping[str, Sequence[Sequence[float | No
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_xlabel(f"{value} on phase", fontsize=8)
         ax.set_ylabel("after training on", fontsize=8)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(_wrap(label, int(size * 9)), fontsize=9)
     _save(fig, path, title or f"R[i][j] ({value})")
+
+
+def _wrap(label: str, width: int) -> str:
+    """A panel title on as many lines as it needs, so that long model labels do not run into the
+    neighbouring panel's title; ``model / strategy`` breaks at the slash first."""
+    return "\n".join(textwrap.fill(part, max(width, 10)) for part in label.split(" / "))
 
 
 def timeline_png(path: Path, series: Mapping[str, Sequence[tuple[float, float]]], changes: Sequence[tuple[float, str]],
@@ -99,33 +135,111 @@ def timeline_png(path: Path, series: Mapping[str, Sequence[tuple[float, float]]]
     _save(fig, path, title)
 
 
-def budget_curves_png(path: Path, panels: Mapping[str, Mapping[str, Sequence[tuple[str, float]]]], title: str = "") -> None:
+MODE_STYLES: dict[str, tuple[object, str, bool]] = {
+    "full": ("-", "o", True), "head": ("--", "s", False),
+    "target": (":", "^", False), "source+target": ("-.", "D", True),
+}
+"""Line style, marker and filled marker per adaptation mode, so modes differ in all three (a short
+dash in a legend is easily read as a solid line; the marker tells it apart)."""
+EXTRA_STYLES: list[tuple[object, str, bool]] = [((0, (5, 1, 1, 1, 1, 1)), "v", True), ((0, (1, 1)), "P", False),
+                                                ((0, (8, 2)), "X", True), ((0, (3, 3)), "*", False)]
+"""Styles for modes not in :data:`MODE_STYLES`, handed out in order of appearance."""
+
+ZERO_SHOT = "zero-shot"
+"""The budget with no target labels: one point per model, whatever the mode."""
+
+SeriesKey = Union[str, tuple[str, str]]
+
+
+def split_series(key: str | tuple[str, str]) -> tuple[str, str]:
+    """``(model, mode)`` of a series: a tuple as is; ``"pretrained LLM (smollm2-135m) (full)"`` split
+    at its last parenthesis, so a model label may hold parentheses of its own."""
+    if isinstance(key, tuple):
+        return key
+    if key.endswith(")") and " (" in key:
+        model, mode = key.rsplit(" (", 1)
+        return model, mode[:-1]
+    return key, ""
+
+
+def mode_styles(modes: Sequence[str]) -> dict[str, tuple[object, str, bool]]:
+    extra = iter(EXTRA_STYLES * (1 + len(modes) // len(EXTRA_STYLES)))
+    return {m: MODE_STYLES[m] if m in MODE_STYLES else next(extra) for m in modes}
+
+
+def _budget_order(series: Mapping) -> list[str]:
+    order: list[str] = []
+    for pts in series.values():
+        order.extend(b for b, _ in pts if b not in order)
+    return order
+
+
+def _budget_panel(ax, panel: str, series: Mapping, colours: dict, styles: dict) -> None:
+    """One held-out dataset: each series at its budgets, nudged sideways per model so that
+    markers at the same budget stay apart; a model's zero-shot score (shared by its modes, no
+    adaptation) is one star, where its mode lines start."""
+    order = _budget_order(series)
+    models = list(colours)
+    for key, pts in series.items():
+        model, mode = split_series(key)
+        ls, marker, filled = styles[mode]
+        nudge = (models.index(model) - (len(models) - 1) / 2) * 0.04
+        xs = [order.index(b) + nudge for b, _ in pts]
+        first = 1 if pts and pts[0][0] == ZERO_SHOT else 0
+        ax.plot(xs, [v for _, v in pts], linestyle=ls, marker=marker, markevery=list(range(first, len(pts))),
+                markersize=5, lw=1.4, color=colours[model], markerfacecolor=colours[model] if filled else "white",
+                label=f"{model} ({mode})" if mode else model)
+        if first:
+            ax.plot(xs[:1], [pts[0][1]], linestyle="", marker="*", markersize=10, color=colours[model],
+                    markeredgecolor="black", markeredgewidth=0.5, label=f"{model} ({ZERO_SHOT})")
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+    ax.set_title(f"held out: {panel}")
+    ax.set_xlabel("labelled target windows")
+    ax.grid(alpha=0.3)
+
+
+def _budget_legends(fig: Figure, colours: dict, styles: dict, zero_shot: bool) -> None:
+    """Two legends right of the panels: the colour of each model, the line and marker of each mode."""
+    model_handles = [Line2D([], [], color=c, lw=3) for c in colours.values()]
+    fig.legend(model_handles, list(colours), title="model (colour)", fontsize=8, title_fontsize=8,
+               loc="upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
+    mode_handles = [Line2D([], [], color="0.25", linestyle=ls, marker=mk, markerfacecolor="0.25" if filled else "white",
+                           markersize=6, lw=1.4) for ls, mk, filled in styles.values()]
+    labels = [m or "(none)" for m in styles]
+    if zero_shot:
+        mode_handles.append(Line2D([], [], linestyle="", marker="*", markersize=10, color="0.25",
+                                   markeredgecolor="black", markeredgewidth=0.5))
+        labels.append(f"{ZERO_SHOT} (none)")
+    fig.legend(mode_handles, labels, title="adapted (line, marker)", fontsize=8,
+               title_fontsize=8, loc="lower left", bbox_to_anchor=(1.0, 0.15), frameon=False, handlelength=4.5)
+
+
+def budget_curves_figure(panels: Mapping[str, Mapping[SeriesKey, Sequence[tuple[str, float]]]], title: str = "") -> Figure:
     """One panel per held-out dataset: score against label budget (categorical x), one line per
-    series ``"model (mode)"``: one colour per model, dashed for ``(head)`` and ``(target)``."""
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 4.6), squeeze=False, sharey=True)
-    models: list[str] = []
-    for series in panels.values():
-        models.extend(m for m in (name.split(" (")[0] for name in series) if m not in models)
+    series ``(model, mode)`` (or ``"model (mode)"``): colour per model, line style and marker per mode."""
+    keys = [split_series(k) for series in panels.values() for k in series]
+    models = list(dict.fromkeys(m for m, _ in keys))
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    styles = mode_styles(list(dict.fromkeys(mode for _, mode in keys)))
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.4), squeeze=False, sharey=True)
     for ax, (panel, series) in zip(axes[0], panels.items()):
-        order: list[str] = []
-        for pts in series.values():
-            order.extend(b for b, _ in pts if b not in order)
-        for name, pts in series.items():
-            xs = [order.index(b) for b, _ in pts]
-            style = "--" if name.endswith(("(head)", "(target)")) else "-"
-            ax.plot(xs, [v for _, v in pts], style, marker="o", markersize=3, color=colours[name.split(" (")[0]], label=name)
-        ax.set_xticks(range(len(order)), order, rotation=30, fontsize=8)
-        ax.set_title(f"held out: {panel}")
-        ax.set_xlabel("labelled target windows")
-        ax.grid(alpha=0.3)
+        _budget_panel(ax, panel, series, colours, styles)
     axes[0][0].set_ylabel("macro-F1")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    ncol = max(1, min(len(labels), 2 * n))
-    rows = -(-len(labels) // ncol)
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=ncol)
-    _save(fig, path, title, rect=(0, 0.02 + 0.045 * rows, 1, 1))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    zero_shot = any(pts and pts[0][0] == ZERO_SHOT for series in panels.values() for pts in series.values())
+    _budget_legends(fig, colours, styles, zero_shot)
+    return fig
+
+
+def budget_curves_png(path: Path, panels: Mapping[str, Mapping[SeriesKey, Sequence[tuple[str, float]]]],
+                      title: str = "") -> None:
+    """:func:`budget_curves_figure` as a PNG (widened to hold the legends right of the panels)."""
+    fig = budget_curves_figure(panels, title)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def gain_distribution_png(path: Path, gains: Mapping[str, Sequence[float]], title: str = "") -> None:

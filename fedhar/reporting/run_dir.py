@@ -120,6 +120,8 @@ class RunFolder:
         self.resumed = resumed
         """True when this session continues a run (its finished work is in ``results`` and the folder)."""
         self.hash = config_hash(cfg)
+        self.loggers: list[str] = list(getattr(cfg, "loggers", None) or [])
+        """Extra metric loggers of the run's config (``tensorboard``), fed by :meth:`write_metrics`."""
         self.results: dict = results if results is not None else {}
         self.started = time.perf_counter()
         self.seconds_before = float(self.results.get("seconds", 0.0) or 0.0)
@@ -198,8 +200,26 @@ class RunFolder:
         self.results["seconds"] = self.seconds
         write_json(self.path / self.RESULTS, self.results)
 
+    def warn(self, message: str) -> None:
+        """Log ``message`` as a warning and record it (once) in ``results["warnings"]``, saved at once:
+        what a run adjusted on its own must show in its results, not only in a log."""
+        logging.getLogger(__name__).warning(message)
+        warnings: list[str] = self.results.setdefault("warnings", [])
+        if message not in warnings:
+            warnings.append(message)
+        self.save()
+
     def write_metrics(self, rows: Iterable[Mapping[str, Any]], name: str = "metrics.csv") -> None:
+        """``rows`` to ``name``; also as TensorBoard scalars when the config's ``loggers`` ask for it
+        and the rows are per epoch or per round."""
+        rows = list(rows)
         write_metrics_csv(self.path / name, rows)
+        if "tensorboard" in self.loggers and rows:
+            step = next((k for k in ("epoch", "round") if all(k in r for r in rows)), None)
+            if step is not None:
+                from fedhar.reporting.tensorboard import write_scalars
+
+                write_scalars(self.path, rows, step=step)
 
     def write_report(self, text: str, name: str = "report.md") -> None:
         (self.path / name).write_text(text)

@@ -10,11 +10,12 @@ naming one never loads the others' dependencies, and listing them loads none.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from fedhar.checks import run_checks
-from fedhar.config import ExperimentConfig
+from fedhar.config import ExperimentConfig, derive
 from fedhar.registry import Registry
 from fedhar.reporting.seeds import SeedTable
 
@@ -86,17 +87,55 @@ def run_study(name: str, cfg: ExperimentConfig, out: str | None = None, resume: 
               **options: Any) -> dict:
     """Open the run folder, run the study in it (marked failed if it raises), return its results.
 
-    ``options`` go to the runner as keywords (e.g. ``engine`` for ``simulate``)."""
+    ``options`` go to the runner as keywords (``engine`` and ``supernodes`` for ``simulate``: the
+    config is re-partitioned into ``supernodes`` clients here, before any folder opens, so its
+    config.yaml, and every seed's, holds the count the run uses)."""
     from fedhar.reporting import run_path
 
     study = STUDIES.get(name, "fedhar study")
     run_checks(cfg, name)
     path = run_path(out, cfg.name)
+    cfg = with_data_root(cfg, path if resume else None)
+    if name == "simulate" and options.get("supernodes") is not None:
+        from fedhar.federated.run import with_supernodes
+
+        cfg, options["clients_before"] = with_supernodes(cfg, options["supernodes"])
     if cfg.seeds is not None:
         from fedhar.studies.seeds import run_seeds
 
         return run_seeds(name, study, cfg, path, resume=resume, force=force, **options)
     return run_one(name, study, cfg, path, resume=resume, force=force, **options)
+
+
+def with_data_root(cfg: ExperimentConfig, resumed: Any = None) -> ExperimentConfig:
+    """``cfg`` with ``data.root`` set to the absolute folder its dataset name resolves in, when the
+    config leaves it to $FEDHAR_DATA_DIR: config.yaml then records the data the run read. Synthetic
+    data and file paths keep it as is; so does the resumed run folder ``resumed`` whose saved config
+    left it null (it was started that way, and a resume must compare equal)."""
+    from fedhar.data.sources import KNOWN_SOURCES, resolve_source
+    from fedhar.exceptions import FedharError
+
+    if cfg.data.root is not None or cfg.data.source not in KNOWN_SOURCES:
+        return cfg
+    if resumed is not None and _saved_root_left_null(resumed):
+        return cfg
+    try:
+        found = Path(resolve_source(cfg.data.source))
+    except FedharError:
+        return cfg  # loading the data names the problem
+    for name in KNOWN_SOURCES[cfg.data.source]:
+        root = found.parents[len(Path(name).parts) - 1]
+        if root / name == found:
+            return derive(cfg, {"data.root": str(root.resolve())}, source="the data folder found for `data.source`")
+    return cfg
+
+
+def _saved_root_left_null(path: Any) -> bool:
+    from fedhar.config import load_config
+    from fedhar.reporting import RunFolder
+
+    saved = Path(path) / RunFolder.CONFIG
+    return saved.exists() and load_config(saved).data.root is None
 
 
 def run_one(name: str, study: Study, cfg: ExperimentConfig, path: Any, resume: bool = False, force: bool = False,

@@ -16,7 +16,7 @@ from fedhar.models.checkpoint import save_model
 from fedhar.models.har_model import HARModel
 from fedhar.reporting import RunFolder, confusion_matrix_png, curves_png
 from fedhar.training.loop import evaluate, fit
-from fedhar.training.metrics import classification_metrics
+from fedhar.training.metrics import classification_metrics, per_class_f1
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def run_central(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     return folder.complete(
         final={"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "loss": metrics.get("loss")},
         model=model_info(model), data={"train": _brief(train), "test": _brief(test)},
-        confusion_matrix={"classes": list(test.classes), "matrix": metrics["confusion"]}, history=history)
+        confusion_matrix={"classes": list(test.classes), "matrix": metrics["confusion"]},
+        per_class_f1=per_class_f1(metrics["confusion"], test.classes), history=history)
 
 
 def _brief(ds: WindowDataset) -> dict:

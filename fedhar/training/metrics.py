@@ -25,3 +25,14 @@ def classification_metrics(
         "macro_f1": float(f1_score(y_true, y_pred, labels=list(labels), average="macro", zero_division=0)),
         "confusion": confusion_matrix(y_true, y_pred, labels=list(range(num_classes))).tolist(),
     }
+
+
+def per_class_f1(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> dict[str, float | None]:
+    """F1 of each class from a confusion matrix (rows true, columns predicted), keyed by class name;
+    None for a class neither present nor predicted (its F1 is undefined, not 0)."""
+    m = np.asarray(confusion, dtype=np.int64)
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(classes):
+        tp, fp, fn = m[k, k], m[:, k].sum() - m[k, k], m[k].sum() - m[k, k]
+        out[str(name)] = float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else None
+    return out

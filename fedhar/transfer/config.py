@@ -12,11 +12,15 @@ from fedhar.models.config import check_variants
 from fedhar.schema import from_mapping
 
 if TYPE_CHECKING:
-    from fedhar.config import Variant
+    from fedhar.config import ExperimentConfig, Variant
+    from fedhar.models.config import BackboneConfig
 
 MODES = {"head": ["head"], "full": ["frontend", "lora", "head", "backbone"]}
 """Adaptation modes: what trains on the target. ``full`` is head + LoRA + frontend (+ the
 weights of a from-scratch backbone, which has no frozen part)."""
+
+FOLD_MAE = "fold-mae"
+"""Backbone name of the MAE protocol's model: each fold's MAE, pretrained on the other datasets."""
 
 DEFAULT_VARIANTS = [
     {"label": "random-init LLM", "backbone": {"pretrained": False}},
@@ -102,7 +106,7 @@ class LodoConfig:
     modes: list[Literal["head", "full"]] = field(default_factory=lambda: ["head", "full"], metadata={"help": "head (head only) and/or full (head + LoRA + frontend)."})
     budget_seed: int | None = field(default=None, metadata={"help": "Seed of the labelled-budget draws; null: the run's `seed`, so the draws change with the seed. Within one run every variant gets the same windows."})
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
-    main_label: str = field(default="pretrained LLM", metadata={"help": "Label of the configured model."})
+    main_label: str | None = field(default=None, metadata={"help": "Label of the configured model; null: derived from `model.backbone` (e.g. `pretrained LLM (smollm2-135m, first 8 blocks)`, `random-init LLM (tiny-llama, first 2 blocks)`)."})
     variants: list[dict] = field(default_factory=lambda: [dict(v) for v in DEFAULT_VARIANTS], metadata={"help": "Baselines: {label, backbone: {overrides}}."})
     classical: bool = field(default=True, metadata={"help": "Add the features + random-forest baseline."})
     trees: int = field(default=200, metadata={"help": "Trees of the random forest."})
@@ -140,12 +144,27 @@ class LodoConfig:
     def held_out_names(self) -> list[str]:
         return list(self.held_out) if self.held_out else [d.name for d in self.datasets]
 
-    def variant_list(self) -> list["Variant"]:
-        """The configured model, then each baseline: its ``backbone`` overrides as a config change."""
-        from fedhar.config import Variant
+    def model_label(self, backbone: "BackboneConfig") -> str:
+        """``main_label``, or else what the configured backbone builds."""
+        from fedhar.training.labels import model_label, weights_label
 
-        return [Variant(self.main_label)] + [Variant(str(v["label"]), {"model.backbone": dict(v.get("backbone", {}))})
-                                             for v in self.variants]
+        if not self.main_label and backbone.name == FOLD_MAE:
+            return weights_label(backbone, "MAE encoder", "per fold")
+        return model_label(self.main_label, backbone)
+
+    def variant_plan(self, cfg: "ExperimentConfig") -> tuple[list["Variant"], dict[str, str]]:
+        """The configured model, then each baseline (its ``backbone`` overrides as a config change),
+        less the baselines that build the same model as one before them: ``{left out: same as}``."""
+        from fedhar.config import Variant
+        from fedhar.training.labels import repeated_models
+
+        variants = [Variant(self.model_label(cfg.model.backbone))] + [
+            Variant(str(v["label"]), {"model.backbone": dict(v.get("backbone", {}))}) for v in self.variants]
+        repeated = repeated_models([(v.label, v.apply(cfg).model.backbone) for v in variants])
+        return [v for v in variants if v.label not in repeated], repeated
+
+    def variant_list(self, cfg: "ExperimentConfig") -> list["Variant"]:
+        return self.variant_plan(cfg)[0]
 
 
 Personalization = Literal["head", "lora_head", "full", "fedper"]

@@ -197,8 +197,10 @@ def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     lcfg = cfg.lodo
     prepared = load_study(cfg, folder)
     budgets_spec = [parse_budget(b) for b in lcfg.budgets]
-    variants = [(v.label, v.apply(cfg)) for v in lcfg.variant_list()]
+    kept, repeated = lcfg.variant_plan(cfg)
+    variants = [(v.label, v.apply(cfg)) for v in kept]
     folder.results["adaptation"] = adaptation_description(cfg)
+    folder.results["variants_left_out"] = repeated
     for held in lcfg.held_out_names():
         target = prepared[held]
         sources = [p for n, p in prepared.items() if n != held]

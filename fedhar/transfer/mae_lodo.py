@@ -31,12 +31,11 @@ from fedhar.training.pretrain import pretrain_mae
 from fedhar.transfer.budget import parse_budget
 from fedhar.reporting import RunFolder
 from fedhar.transfer.adapt import adapt, row_fields
+from fedhar.transfer.config import FOLD_MAE
 from fedhar.transfer.lodo import (CLASSICAL, adaptation_description, budget_seed, complete, finish_cell, load_study,
                                   result_row, rf_fields)
 
 log = logging.getLogger(__name__)
-
-FOLD_MAE = "fold-mae"
 
 
 def variant_config(cfg: ExperimentConfig, variant: Variant, mae_dir: Path) -> ExperimentConfig:
@@ -48,8 +47,9 @@ def variant_config(cfg: ExperimentConfig, variant: Variant, mae_dir: Path) -> Ex
 def run_mae_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     lcfg = cfg.lodo
     prepared = load_study(cfg, folder)
-    variants = lcfg.variant_list()
+    variants, repeated = lcfg.variant_plan(cfg)
     folder.results["adaptation"] = adaptation_description(cfg)
+    folder.results["variants_left_out"] = repeated
     for held in lcfg.held_out_names():
         target = prepared[held]
         sources = [p for n, p in prepared.items() if n != held]

@@ -26,12 +26,19 @@ def lodo_table(rows: list[dict]) -> dict:
     return table
 
 
+def left_out_lines(repeated: dict[str, str]) -> list[str]:
+    """Baselines not run because they build the configured model (or an earlier baseline) again."""
+    return ([""] + [f"- Baseline *{label}* left out: it builds the same model as *{twin}*." for label, twin in repeated.items()]
+            if repeated else [])
+
+
 def lodo_markdown(results: dict) -> str:
     rows = results.get("rows", [])
     lines = [f"# Leave-one-dataset-out: {results.get('name', '')}", ""]
     for name, info in results.get("datasets", {}).items():
         lines.append(f"- **{name}**: {info['train']} train / {info['test']} test windows; sensors "
                      f"{'+'.join(info['sensors'])}; classes {', '.join(info['classes'])}")
+    lines += left_out_lines(results.get("variants_left_out") or {})
     if results.get("protocol") == "mae":
         lines += ["", "Cells: macro-F1 / accuracy on the held-out dataset's test side, after fine-tuning on the labelled "
                   "share of its training windows (the same windows for every model). The MAE of each fold was pretrained "
@@ -165,7 +172,7 @@ def write_lodo_outputs(folder: RunFolder) -> None:
         for r in sorted(mine, key=lambda r: r["labelled_windows"]):  # x in order of labelled windows
             if r["mode"] == "none" or r["macro_f1"] is None:  # no score (n/a): no point
                 continue
-            pts = series.setdefault(_series(r), [("zero-shot", zero[r["variant"]])] if r["variant"] in zero else [])
+            pts = series.setdefault((r["variant"], r["mode"]), [("zero-shot", zero[r["variant"]])] if r["variant"] in zero else [])
             pts.append((f"{r['budget']} ({r['labelled_windows']})", r["macro_f1"]))
         panels[held] = series
     if panels:

@@ -54,9 +54,10 @@ def test_simulation_with_a_failing_client(tmp_path):
     assert c["total_bytes"] == sum(x["bytes_up"] + x["bytes_down"] for x in r["rounds"])
     assert c["full_model_bytes_equivalent"] == c["messages"] * 4 * r["model"]["total_params"]
     assert 0 <= r["final"]["macro_f1"] <= 1 and r["model"]["trainable_params"] < r["model"]["total_params"]
-    for name in ("config.yaml", "metrics.csv", "rounds.png", "bytes_per_round.png", "confusion_matrix.png"):
+    for name in ("config.yaml", "metrics.csv", "rounds.png", "bytes.png", "confusion_matrix.png",
+                 "model/trainable_state.safetensors"):
         assert (tmp_path / name).exists(), name
-    assert "round" in res.stdout and "MB up" in res.stdout  # the per-round table
+    assert "round" in res.stdout and "MB up" in res.stdout and "heldout F1" in res.stdout  # the per-round table
 
 
 @pytest.mark.parametrize("mode, reason", [("nan", "non-finite"), ("shape", "wrong shape")])

@@ -81,3 +81,40 @@ def test_round_offset_and_fedadam_state_round_trip():
 def test_every_configured_strategy_builds(name):
     s, _ = make(name)
     assert type(s).__name__.lower().endswith(name)
+
+
+class FourNodes:
+    """The one Grid call a strategy makes while configuring a round."""
+
+    def get_node_ids(self):
+        return [11, 12, 13, 14]
+
+
+def test_client_config_reaches_every_message_and_is_counted():
+    from flwr.app import ConfigRecord
+
+    s, rec = make()
+    s.client_config = ConfigRecord({"fedhar-config": "x" * 5000})
+    arrays = ArrayRecord({"w": torch.zeros(2, 3), "b": torch.zeros(3)})
+    banner = ConfigRecord({"fedhar-config": "<added to each message>"})
+    train = list(s.configure_train(1, arrays, banner, FourNodes()))
+    evaluate = list(s.configure_evaluate(1, arrays, ConfigRecord(dict(banner)), FourNodes()))
+    assert len(train) == 4 and len(evaluate) == 4
+    assert all(m.content["config"]["fedhar-config"] == "x" * 5000 for m in train + evaluate)
+    assert train[0].content["config"]["server-round"] == 1 and dict(banner) == {"fedhar-config": "<added to each message>"}
+    sent = sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in train + evaluate)
+    assert rec.rows[1]["bytes_down"] == sent > 8 * 5000
+
+
+def test_min_clients_above_the_client_count_are_lowered_with_a_warning(caplog):
+    from fedhar.federated.strategy import min_client_warnings
+
+    cfg = FederatedConfig(min_train_clients=6, min_available_clients=3, min_evaluate_clients=5)
+    with caplog.at_level("WARNING"):
+        s = make_strategy(cfg, num_clients=4)
+    assert (s.min_train_nodes, s.min_available_nodes, s.min_evaluate_nodes) == (4, 3, 4)
+    expected = ["`federated.min_train_clients` is 6 but the run has only 4 clients; 4 is used.",
+                "`federated.min_evaluate_clients` is 5 but the run has only 4 clients; 4 is used."]
+    assert sorted(min_client_warnings(cfg, 4)) == sorted(expected)
+    assert sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING") == sorted(expected)
+    assert min_client_warnings(FederatedConfig(min_evaluate_clients=9, local_test_fraction=0.0), 4) == []

@@ -112,8 +112,28 @@ def test_local_hf_folder_backbone(tmp_path, arch, targets):
 
 
 def test_unloadable_backbone_is_a_clear_error(tmp_path):
-    with pytest.raises(ModelError, match="Could not load backbone"):
+    with pytest.raises(ModelError, match=f"Unknown backbone `{tmp_path / 'nothing'}`: no folder"):
         build_model(from_mapping(ModelConfig, {"backbone": {"name": str(tmp_path / "nothing")}}), CHANNELS, 32, CLASSES)
+    with pytest.raises(ModelError, match="has no config.json"):
+        build_model(from_mapping(ModelConfig, {"backbone": {"name": str(tmp_path)}}), CHANNELS, 32, CLASSES)
+
+
+def test_mistyped_backbone_fails_fast_offline_with_the_builtin_names(monkeypatch):
+    """`tinyllama` for `tiny-llama`: no hub retries (even with the hub not marked offline), the
+    closest built-in name and the full list in one message."""
+    import time
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # any hub request would fail, not pass
+    t0 = time.perf_counter()
+    with pytest.raises(ModelError) as err:
+        build_model(from_mapping(ModelConfig, {"backbone": {"name": "tinyllama"}}), CHANNELS, 32, CLASSES)
+    assert time.perf_counter() - t0 < 5
+    reason = err.value.reason
+    assert "Did you mean `tiny-llama`?" in reason
+    for name in ("smollm2-135m", "none", "transformer", "classical"):
+        assert name in reason
+    assert "model.backbone.allow_download" in reason
 
 
 def test_missing_sensor_uses_learned_absent_features_not_zero_input():

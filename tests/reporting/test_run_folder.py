@@ -130,3 +130,50 @@ def test_resolve_config_uses_the_saved_config_on_resume(tmp_path, cfg):
         resolve_config(None, [], str(tmp_path / "none"), resume=True)
     with pytest.raises(ConfigError, match="config file is needed"):
         resolve_config(None, [], str(tmp_path), resume=False)
+
+
+def test_warn_logs_and_records_each_warning_once(tmp_path, cfg, caplog):
+    folder = RunFolder.open(cfg, tmp_path)
+    with caplog.at_level("WARNING"):
+        folder.warn("min_train_clients lowered")
+        folder.warn("min_train_clients lowered")
+        folder.warn("another")
+    assert results(tmp_path)["warnings"] == ["min_train_clients lowered", "another"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"].count("another") == 1
+    assert RunFolder.open(cfg, tmp_path, resume=True).results["warnings"] == ["min_train_clients lowered", "another"]
+
+
+@pytest.fixture
+def data_roots(tmp_path, monkeypatch):
+    """Two data folders that both hold an (empty) hhar file, and a config naming the dataset."""
+    roots = [tmp_path / "data_a", tmp_path / "data_b"]
+    for root in roots:
+        root.mkdir()
+        (root / "hhar_sa_part.npz").write_bytes(b"")
+    monkeypatch.setenv("FEDHAR_DATA_DIR", str(roots[0]))
+    return roots
+
+
+def test_config_yaml_records_the_data_folder_used_and_resume_accepts_it(tmp_path, cfg, data_roots, monkeypatch):
+    from fedhar.reporting.run_dir import same_config
+    from fedhar.studies import with_data_root
+
+    named = derive(cfg, {"data.source": "hhar"})
+    assert named.data.root is None
+    run = tmp_path / "run"
+    RunFolder.open(with_data_root(named), run)
+    assert load_config(run / "config.yaml").data.root == str(data_roots[0].resolve())
+    same_config(run, with_data_root(named))  # the same config, still leaving the root to FEDHAR_DATA_DIR
+    monkeypatch.setenv("FEDHAR_DATA_DIR", str(data_roots[1]))
+    with pytest.raises(ConfigError, match="`data.root`"):
+        same_config(run, with_data_root(named))  # it now resolves to another folder
+
+
+def test_synthetic_data_and_old_runs_keep_a_null_root(tmp_path, cfg, data_roots):
+    from fedhar.studies import with_data_root
+
+    assert with_data_root(cfg) is cfg and cfg.data.source == "synthetic"
+    named = derive(cfg, {"data.source": "hhar"})
+    RunFolder.open(named, tmp_path)  # a run folder written before roots were recorded
+    assert with_data_root(named, tmp_path).data.root is None
+    assert with_data_root(named, tmp_path / "new").data.root == str(data_roots[0].resolve())

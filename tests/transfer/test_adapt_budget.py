@@ -139,7 +139,7 @@ def test_budget_draws_follow_the_seed_and_are_shared_by_variants(data):
     assert cfg.lodo.budget_seed is None and budget_seed(cfg) == 3
     assert budget_seed(build_config({"seed": 3, "lodo": {"budget_seed": 7}})) == 7
     # Every variant of one run draws with the same seed, so gets the same windows.
-    seeds = {budget_seed(v.apply(cfg)) for v in cfg.lodo.variant_list()}
+    seeds = {budget_seed(v.apply(cfg)) for v in cfg.lodo.variant_list(cfg)}
     assert seeds == {3}
     budget = parse_budget("k5")
     a, b = budget.sample(data, seed=budget_seed(cfg)), budget.sample(data, seed=budget_seed(cfg))

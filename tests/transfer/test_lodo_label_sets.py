@@ -95,14 +95,14 @@ def test_lodo_fold_with_own_classes(tmp_path, sources, monkeypatch, labels, shar
     pool = np.load(tmp_path / "lodo" / "folds" / "gym" / "pool.npz")
     assert {"squat", "bench_press"} <= set(pool["classes"].tolist())  # the union label space
     zero = [r for r in results["rows"] if r["budget"] == "zero-shot"]
-    assert {r["variant"] for r in zero} == {"pretrained LLM", "classical RF"}
+    assert {r["variant"] for r in zero} == {"no LLM", "classical RF"}
     report = (tmp_path / "lodo" / "report.md").read_text()
     if shared:
         assert all(0 <= r["macro_f1"] <= 1 and "note" not in r for r in zero)
         assert results["datasets"]["gym"]["classes"] == ["walking", "bench_press", "squat"]
     else:
         assert all(r["macro_f1"] is None and r["accuracy"] is None and r["note"] == "no shared classes" for r in zero)
-        assert "shared classes for zero-shot: none" in report and "| pretrained LLM | head | n/a |" in report
+        assert "shared classes for zero-shot: none" in report and "| no LLM | head | n/a |" in report
     budget = [r for r in results["rows"] if r["budget"] != "zero-shot"]
     assert budget and all(0 <= r["macro_f1"] <= 1 for r in budget)
     assert (tmp_path / "lodo" / "metrics.csv").exists()

@@ -21,14 +21,14 @@ def test_tiny_lodo_writes_every_variant_budget_and_mode(tmp_path, real_data, mon
     results = run_study("cross_dataset", cfg, tmp_path / "lodo")
     rows = results["rows"]
     variants = {r["variant"] for r in rows}
-    assert variants == {"pretrained LLM", "no LLM", "classical RF"}
-    for v in ("pretrained LLM", "no LLM"):
+    assert variants == {"random-init LLM (tiny-llama, first 2 blocks)", "no LLM", "classical RF"}
+    for v in ("random-init LLM (tiny-llama, first 2 blocks)", "no LLM"):
         mine = [r for r in rows if r["variant"] == v]
         assert {(r["mode"], r["budget"]) for r in mine} == {("none", "zero-shot")} | {
             (m, b) for m in ("head", "full") for b in ("k=1", "10%")}
     assert all(0.0 <= r["macro_f1"] <= 1.0 for r in rows)
     assert results["kind"] == "lodo" and results["status"] == "complete"
-    assert set(results["cells"]) == {"wisdm/pretrained LLM", "wisdm/no LLM", "wisdm/classical RF"}
+    assert set(results["cells"]) == {"wisdm/random-init LLM (tiny-llama, first 2 blocks)", "wisdm/no LLM", "wisdm/classical RF"}
     fold = results["folds"]["wisdm"]
     assert fold["sources"] == ["uci_har", "hhar"] and "jogging" not in fold["shared_classes"]
     assert fold["budget_windows"]["k=1"] == 6  # one window of each WISDM class
@@ -39,7 +39,7 @@ def test_tiny_lodo_writes_every_variant_budget_and_mode(tmp_path, real_data, mon
     assert "## Held out: wisdm" in report and "| classical RF | source+target |" in report
     assert (tmp_path / "lodo" / "f1_vs_budget.png").stat().st_size > 0
     # Only the datasets' small parts crossed the network: the update is far below the model size.
-    llm = next(r for r in rows if r["variant"] == "pretrained LLM" and r["budget"] == "zero-shot")
+    llm = next(r for r in rows if r["variant"] == "random-init LLM (tiny-llama, first 2 blocks)" and r["budget"] == "zero-shot")
     assert llm["update_bytes"] < 1e6
     # Resuming a finished study redoes nothing.
     fed = tmp_path / "lodo" / "folds" / "wisdm" / "no-llm" / "results.json"
@@ -122,7 +122,7 @@ def test_study_checks_refuse_before_opening_a_folder(tmp_path):
 
 def test_lodo_variants_are_backbone_changes():
     cfg = load_config(REPO / "configs" / "lodo.yaml")
-    variants = cfg.lodo.variant_list()
+    variants = cfg.lodo.variant_list(cfg)
     assert [v.label for v in variants] == ["pretrained LLM", "random-init LLM", "no LLM", "from-scratch Transformer"]
     scratch = variants[3].apply(cfg).model.backbone
     assert (scratch.name, scratch.layers, scratch.d_model) == ("transformer", 2, 128)

@@ -13,10 +13,13 @@ import numpy as np
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.loaders.hapt import HaptStreams, SensorStream, load_hapt, read_hapt_streams
 from fedhar.data.loaders.limu import load_limu
+from fedhar.data.loaders import motionsense, usc_had
+from fedhar.data.loaders.motionsense import load_motionsense, read_motionsense
 from fedhar.data.loaders.npz import load_npz
 from fedhar.data.loaders.smarthome import load_smarthome
 from fedhar.data.loaders.synthetic import load_synthetic, make_synthetic
 from fedhar.data.loaders.uci_har import load_uci_har
+from fedhar.data.loaders.usc_had import load_usc_had, read_usc_had
 from fedhar.data.loaders.wisdm import load_wisdm_raw, parse_wisdm_raw
 from fedhar.exceptions import DataError
 from fedhar.registry import Registry, check_options
@@ -31,6 +34,14 @@ FORMATS.register("limu", load_limu)
 FORMATS.register("npz", load_npz)
 FORMATS.register("synthetic", load_synthetic)
 FORMATS.register("smarthome", load_smarthome)
+FORMATS.register("motionsense", load_motionsense)
+FORMATS.register("usc_had", load_usc_had)
+
+FORMAT_NOTES: dict[str, Callable[[str | Path], list[str]]] = {
+    "motionsense": motionsense.describe_motionsense,
+    "usc_had": usc_had.describe_usc_had,
+}
+"""Formats whose ``fedhar data info`` adds lines the windows cannot show (counts as published, quirks)."""
 
 _WISDM_LINE = re.compile(r"^\s*\d+\s*,\s*[A-Za-z_ ]+\s*,\s*\d+\s*,")
 
@@ -58,6 +69,8 @@ def detect_format(path: str | Path) -> str:
             return "limu"
         if names & {"ordonez", "kasteren2008", "kasteren2010"}:
             return "smarthome"
+        if fmt := _recordings_folder(p, names):
+            return fmt
         if any(n.startswith("WISDM") and n.endswith("_raw.txt") for n in names):
             raise DataError(f"{p}: looks like the WISDM folder; pass the file {p}/WISDM_ar_v1.1_raw.txt.")
         hint = f"entries: {', '.join(sorted(names)[:10]) or 'none'}"
@@ -71,6 +84,10 @@ def detect_format(path: str | Path) -> str:
                 raise DataError(f"{p}: not a readable zip archive.") from None
             if any("Inertial Signals/" in m for m in members):
                 return "uci_har"
+            if any(motionsense.MEMBER.search(m) for m in members):
+                return "motionsense"
+            if any(usc_had.MEMBER.search(m) for m in members):
+                return "usc_had"
             hint = f"zip members: {', '.join(members[:6])}"
         elif name.endswith(".npz"):
             try:
@@ -95,6 +112,24 @@ def detect_format(path: str | Path) -> str:
         f"{p}: cannot detect the data format ({hint}). Pass it explicitly with format=... "
         f"(`data.format`), one of: {', '.join(FORMATS.names())}."
     )
+
+
+def _recordings_folder(p: Path, names: set[str]) -> str | None:
+    """``motionsense`` or ``usc_had`` for their unpacked folder (or the folder above, or one holding
+    only their zip); None otherwise. Only the first level below ``p`` is looked into."""
+    for fmt, module, top in (("motionsense", motionsense, motionsense.FOLDER), ("usc_had", usc_had, "USC-HAD")):
+        if module.ZIP_NAME in names or (p / top).is_dir():
+            return fmt
+        for child in sorted(n for n in names if (p / n).is_dir()):
+            if any(module.MEMBER.search(f"{child}/{f.name}") for f in (p / child).iterdir()):
+                return fmt
+    return None
+
+
+def format_notes(path: str | Path, format: str) -> list[str]:
+    """Extra ``fedhar data info`` lines for ``format`` (reads ``path`` again; empty for most formats)."""
+    notes = FORMAT_NOTES.get(format)
+    return notes(path) if notes else []
 
 
 def loader_options(format: str) -> list[str]:
@@ -132,7 +167,7 @@ def load(path: str | Path, format: str = "auto", **options) -> WindowDataset:
 
 
 __all__ = [
-    "FORMATS", "HaptStreams", "SensorStream", "detect_format", "load", "load_hapt", "load_limu", "load_npz",
-    "load_synthetic", "load_uci_har", "load_wisdm_raw", "loader_options", "make_synthetic", "parse_wisdm_raw",
-    "read_hapt_streams",
+    "FORMATS", "FORMAT_NOTES", "HaptStreams", "SensorStream", "detect_format", "format_notes", "load", "load_hapt",
+    "load_limu", "load_motionsense", "load_npz", "load_synthetic", "load_uci_har", "load_usc_had", "load_wisdm_raw",
+    "loader_options", "make_synthetic", "parse_wisdm_raw", "read_hapt_streams", "read_motionsense", "read_usc_had",
 ]

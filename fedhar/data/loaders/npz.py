@@ -1,6 +1,7 @@
 """Loader for windowed NumPy archives (``uci_har.npz``, ``wisdm.npz``, ``hhar_sa_part.npz``...).
 
-Schema (see ``shared/data/README.md``): ``X`` (N, C, T) and ``y`` (N,) are required;
+Schema (see ``shared/data/README.md``): ``X`` (N, C, T) and ``y`` (N,) are required (``y`` may be
+left out for windows that are only predicted: ``require_labels=False``, the one class :data:`UNLABELLED`);
 ``subject``, ``channels``, ``units``, ``classes``, ``rate_hz``, ``official_test``, ``device``
 and ``placement`` are optional. Other 1-D arrays with one row per window go to ``extras``.
 """
@@ -16,11 +17,15 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.data.validate import check_arrays
 from fedhar.exceptions import DataError
 
+UNLABELLED = "(no label)"
+"""The single class of an archive loaded without ``y`` (``require_labels=False``): nothing to score."""
+
 _META = ("X", "y", "subject", "channels", "units", "classes", "rate_hz", "device", "placement")
 
 
 def load_npz(
-    path: str | Path, *, rate_hz: float | None = None, name: str | None = None, nan_policy: str = "error"
+    path: str | Path, *, rate_hz: float | None = None, name: str | None = None, nan_policy: str = "error",
+    require_labels: bool = True,
 ) -> WindowDataset:
     """Load a windowed archive.
 
@@ -34,6 +39,9 @@ def load_npz(
         Dataset name; default the file stem.
     nan_policy : {"error", "drop"}
         For windows holding NaN/Inf values.
+    require_labels : bool
+        False lets an archive without ``y`` load (for ``fedhar predict``): every window gets the one
+        class :data:`UNLABELLED`. Training never sets it, so unlabelled data cannot be trained on.
 
     Returns
     -------
@@ -50,14 +58,18 @@ def load_npz(
         raise DataError(f"{path}: cannot be read as a NumPy archive ({exc}).") from None
     with z:
         keys = list(z.files)
-        for key in ("X", "y"):
+        unlabelled = "y" not in keys and not require_labels
+        for key in ("X",) if unlabelled else ("X", "y"):
             if key not in keys:
                 hint = " It looks like a HAPT raw-stream archive: load it with format='hapt'." if "acc" in keys else ""
                 raise DataError(f"{path}: missing required key `{key}`; keys present: {', '.join(keys)}.{hint}")
-        X, y = z["X"], z["y"]
+        X = z["X"]
         n = X.shape[0] if X.ndim else 0
+        y = np.zeros(n, dtype=np.int64) if unlabelled else z["y"]
         subject = z["subject"] if "subject" in keys else np.zeros(len(y), dtype=np.int64)
-        if "classes" in keys:
+        if unlabelled:
+            classes = [UNLABELLED]
+        elif "classes" in keys:
             classes = [str(c) for c in z["classes"]]
         else:
             classes = [f"class_{i}" for i in range(int(np.max(y)) + 1 if np.size(y) else 0)]
