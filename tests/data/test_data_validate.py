@@ -117,7 +117,7 @@ def test_unknown_option_and_format(tmp_path):
     f = _write_npz(tmp_path / "d.npz", X=X, y=y, rate_hz=50.0)
     with pytest.raises(ConfigError, match=r"Unknown option `window` for data format `npz`.*Valid options: rate_hz"):
         load(f, window=64)
-    with pytest.raises(ConfigError, match=r"Unknown data format `csv`.*Valid choices: hapt, limu, npz"):
+    with pytest.raises(ConfigError, match=r"Unknown data format `csv`.*Valid choices: hapt, limu, motionsense, npz"):
         load(f, format="csv")
     (tmp_path / "notes.md").write_text("hello")
     with pytest.raises(DataError, match=r"notes\.md: cannot detect the data format.*format="):
