@@ -42,16 +42,18 @@ def _nodes(grid: Grid, min_nodes: int, timeout: float = 600) -> list[int]:
     return node_ids
 
 
-def _query_stats(grid: Grid, config: ConfigRecord, min_nodes: int, timeout: float = 600) -> tuple[np.ndarray, np.ndarray]:
-    """Ask every node for per-channel sums and pool them into the global normaliser."""
+def _query_stats(grid: Grid, config: ConfigRecord, min_nodes: int, timeout: float = 600) -> tuple[dict[int, int], list]:
+    """Ask every node for its partition id and per-channel sums: (node id -> partition id, the
+    clients' [count, sum, sumsq] in partition order, ready for :func:`pooled_normaliser`)."""
     msgs = [Message(content=RecordDict({"config": config}), message_type="query.stats", dst_node_id=n)
             for n in _nodes(grid, min_nodes, timeout)]
     replies = list(grid.send_and_receive(msgs, timeout=timeout))
-    stats = [r.content["stats"].to_numpy_ndarrays() for r in replies if not r.has_error()]
-    if not stats:
+    ok = sorted((r for r in replies if not r.has_error()), key=lambda r: int(r.content["metrics"]["partition-id"]))
+    if not ok:
         why = next((r.error.reason for r in replies if r.has_error()), "no reply")
         raise FederationError(f"no client answered the normalisation-statistics query; first error: {why}")
-    return pooled_normaliser([{"count": c, "sum": s, "sumsq": sq} for c, s, sq in stats])
+    partitions = {int(r.metadata.src_node_id): int(r.content["metrics"]["partition-id"]) for r in ok}
+    return partitions, [r.content["stats"].to_numpy_ndarrays() for r in ok]
 
 
 def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -> None:
@@ -67,10 +69,13 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         log.info("resuming %s after round %d of %d", run_dir, offset, fcfg.rounds)
     else:
         state, offset, recorder = initial, 0, RoundRecorder()
-        if "normalizer.mean" in state:  # text models have no normaliser
-            mean, std = _query_stats(grid, config, min(fcfg.min_available_clients, task.num_clients))
-            state["normalizer.mean"] = torch.as_tensor(mean, dtype=torch.float32)
-            state["normalizer.std"] = torch.as_tensor(std, dtype=torch.float32)
+    # Every run (a resumed one too) learns which node serves which partition, so that seeded node
+    # sampling picks the same clients whatever ids the nodes got; a fresh run also pools the normaliser.
+    partitions, stats = _query_stats(grid, config, min(fcfg.min_available_clients, task.num_clients))
+    if ckpt is None and "normalizer.mean" in state:  # text models have no normaliser
+        mean, std = pooled_normaliser([{"count": c, "sum": s, "sumsq": sq} for c, s, sq in stats])
+        state["normalizer.mean"] = torch.as_tensor(mean, dtype=torch.float32)
+        state["normalizer.std"] = torch.as_tensor(std, dtype=torch.float32)
     remaining = fcfg.rounds - offset
     strategy = make_strategy(fcfg, task.num_clients)
     distiller = None
@@ -78,7 +83,7 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         from fedhar.federated.distill import ServerDistiller
 
         distiller = ServerDistiller(fcfg.distill, task, cfg.seed, cache_dir=run_dir / "distill")
-    strategy.setup(recorder, template, offset, cfg.seed, distiller, client_config=config)
+    strategy.setup(recorder, template, offset, cfg.seed, distiller, client_config=config, partitions=partitions)
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
 

@@ -78,11 +78,32 @@ def _short(reason: str, limit: int = 400) -> str:
     return (lines[0][:120] + " ... " + lines[-1])[-limit:]
 
 
+class PartitionOrderedGrid:
+    """A Grid whose ``get_node_ids`` lists nodes in the order of the partitions they serve.
+
+    Flower samples nodes with ``random.sample(grid.get_node_ids(), k)``; fedhar seeds ``random``
+    per round, but node ids are drawn anew by every federation, so the same seed picked different
+    clients in every run. Ordered by partition id, a seed picks the same clients every time.
+    Nodes whose partition is unknown come last, in id order.
+    """
+
+    def __init__(self, grid: Grid, partitions: dict[int, int]) -> None:
+        self._grid = grid
+        self._partitions = partitions
+
+    def get_node_ids(self) -> list[int]:
+        known = self._partitions
+        return sorted(self._grid.get_node_ids(), key=lambda n: (n not in known, known.get(n, 0), n))
+
+    def __getattr__(self, name: str):
+        return getattr(self._grid, name)
+
+
 class GuardedStrategy:
     """Mixin: ``class X(GuardedStrategy, FedAvg)``. Call :meth:`setup` before ``start``."""
 
     def setup(self, recorder: RoundRecorder, template: dict[str, tuple[int, ...]], round_offset: int, seed: int,
-              distiller=None, client_config: ConfigRecord | None = None) -> None:
+              distiller=None, client_config: ConfigRecord | None = None, partitions: dict[int, int] | None = None) -> None:
         """``distiller`` (a :class:`~fedhar.federated.distill.ServerDistiller`) runs after each aggregation.
         ``client_config`` is added to every outgoing message's config record here rather than passed to
         ``start``, whose start-up banner would print it (fedhar's config is hundreds of lines of YAML)."""
@@ -92,6 +113,12 @@ class GuardedStrategy:
         self.seed = seed
         self.distiller = distiller
         self.client_config = ConfigRecord(dict(client_config or {}))
+        self.partitions = dict(partitions or {})
+        """node id -> partition id, so that seeded sampling picks the same clients in every run."""
+
+    def _grid(self, grid: Grid) -> Grid:
+        partitions = getattr(self, "partitions", None)
+        return PartitionOrderedGrid(grid, partitions) if partitions else grid
 
     def _outgoing(self, config: ConfigRecord) -> ConfigRecord:
         """A fresh copy of the round's ``config`` with the client config added (Flower writes into it)."""
@@ -120,7 +147,7 @@ class GuardedStrategy:
         rnd = server_round + self.round_offset
         self.recorder.start(rnd)
         random.seed(derive_seed(self.seed, rnd, "sample"))  # Flower samples nodes with `random`
-        msgs = list(super().configure_train(rnd, arrays, self._outgoing(config), grid))
+        msgs = list(super().configure_train(rnd, arrays, self._outgoing(config), self._grid(grid)))
         row = self.recorder.row(rnd)
         row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
         row["messages_down"] += len(msgs)
@@ -164,7 +191,7 @@ class GuardedStrategy:
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         rnd = server_round + self.round_offset
         random.seed(derive_seed(self.seed, rnd, "sample-eval"))
-        msgs = list(super().configure_evaluate(rnd, arrays, self._outgoing(config), grid))
+        msgs = list(super().configure_evaluate(rnd, arrays, self._outgoing(config), self._grid(grid)))
         row = self.recorder.row(rnd)
         row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
         row["messages_down"] += len(msgs)

@@ -118,3 +118,35 @@ def test_min_clients_above_the_client_count_are_lowered_with_a_warning(caplog):
     assert sorted(min_client_warnings(cfg, 4)) == sorted(expected)
     assert sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING") == sorted(expected)
     assert min_client_warnings(FederatedConfig(min_evaluate_clients=9, local_test_fraction=0.0), 4) == []
+
+
+class ShuffledNodes:
+    """Twelve nodes whose ids (drawn anew by every federation) map to partitions 0..11."""
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.ids = [int(i) for i in rng.choice(10**9, size=12, replace=False)]
+        self.partitions = {node: pid for pid, node in enumerate(self.ids)}
+        rng.shuffle(self.ids)
+
+    def get_node_ids(self):
+        return list(self.ids)
+
+
+def _sampled_partitions(grid: ShuffledNodes, partitions: dict | None) -> list[int]:
+    s = make_strategy(FederatedConfig(fraction_train=0.25, min_train_clients=1), num_clients=12)
+    s.setup(RoundRecorder(), TEMPLATE, round_offset=0, seed=0, partitions=partitions)
+    arrays = ArrayRecord({"w": torch.zeros(2, 3), "b": torch.zeros(3)})
+    from flwr.app import ConfigRecord
+
+    return sorted(grid.partitions[m.metadata.dst_node_id] for m in s.configure_train(1, arrays, ConfigRecord(), grid))
+
+
+def test_seeded_sampling_picks_the_same_partitions_whatever_ids_the_nodes_got():
+    """Flower samples from grid.get_node_ids(); with the node -> partition map the same seed picks
+    the same clients in two federations whose nodes got different ids (without it, it did not)."""
+    a, b = ShuffledNodes(1), ShuffledNodes(2)
+    picked = _sampled_partitions(a, a.partitions)
+    assert len(picked) == 3 and picked == _sampled_partitions(b, b.partitions)
+    draws = {tuple(_sampled_partitions(ShuffledNodes(k), None)) for k in range(6)}
+    assert len(draws) > 1  # the failure this guards against: node ids decided which clients trained
