@@ -139,3 +139,29 @@ def simulate_not_continual(cfg: "ExperimentConfig") -> None:
     if cfg.continual.mode == "federated" and cfg.federated.task != "continual":
         raise ConfigError("`continual.mode: federated` is a study, not one federation: run "
                           "`fedhar study continual --config ...` (it runs one federation per strategy).")
+
+
+@check("llm_couplings")
+def couplings_lodo(cfg: "ExperimentConfig") -> None:
+    """The couplings study is two federated leave-one-dataset-out runs over ``lodo.datasets``."""
+    lodo_dataset_clients(cfg)
+    if cfg.lodo.protocol != "federated":
+        raise ConfigError("`fedhar study llm_couplings` runs the federated leave-one-dataset-out protocol; set "
+                          f"`lodo.protocol: federated` (got {cfg.lodo.protocol!r}).")
+    if not cfg.couplings.couplings:
+        raise ConfigError("`couplings.couplings` is empty; list the couplings to screen, e.g. "
+                          "{label: label-name head, set: {model.head.kind: text}}.")
+    names = [d.name for d in cfg.lodo.datasets]
+    if cfg.couplings.screen_held_out is not None and cfg.couplings.screen_held_out not in names:
+        raise ConfigError(f"`couplings.screen_held_out` is {cfg.couplings.screen_held_out!r}, not one of "
+                          f"`lodo.datasets` ({', '.join(names)}).")
+
+
+@check("cross_dataset")
+def mae_protocol_options(cfg: "ExperimentConfig") -> None:
+    """Options of the federated protocol that the MAE protocol does not run are refused, not ignored."""
+    if cfg.lodo.protocol != "mae":
+        return
+    if cfg.lodo.text_zero_shot.enabled or cfg.lodo.unseen_classes:
+        raise ConfigError("`lodo.text_zero_shot` and `lodo.unseen_classes` belong to the federated protocol (zero-shot "
+                          "rows); the MAE protocol (`lodo.protocol: mae`) has no zero-shot evaluation. Drop them.")

@@ -22,7 +22,7 @@ from fedhar.reporting.stats import StatsConfig
 from fedhar.schema import from_mapping, to_mapping
 from fedhar.smarthome.config import SmartHomeConfig
 from fedhar.training.config import PretrainConfig, SweepConfig, TrainConfig
-from fedhar.transfer.config import LodoConfig, PersonalizationConfig
+from fedhar.transfer.config import CouplingsConfig, LodoConfig, PersonalizationConfig
 
 
 @dataclass
@@ -37,6 +37,7 @@ class ExperimentConfig:
     federated: FederatedConfig = field(default_factory=FederatedConfig)
     continual: ContinualConfig = field(default_factory=ContinualConfig)
     lodo: LodoConfig = field(default_factory=LodoConfig)
+    couplings: CouplingsConfig = field(default_factory=CouplingsConfig)
     personalization: PersonalizationConfig = field(default_factory=PersonalizationConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)

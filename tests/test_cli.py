@@ -194,4 +194,4 @@ def test_simulations_scripts_are_wrappers_over_fedhar_study(tmp_path, monkeypatc
         monkeypatch.setitem(STUDIES._items, name, Study("stand-in", f"{__name__}:toy_study"))
         assert module.main(["--config", SMOKE, "--out", str(tmp_path / name)]) == 0
         assert json.loads((tmp_path / name / "results.json").read_text())["kind"] == name
-    assert capsys.readouterr().out.count("# toy study") == 6
+    assert capsys.readouterr().out.count("# toy study") == len(list((REPO / "simulations").glob("*.py")))

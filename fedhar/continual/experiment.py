@@ -83,7 +83,8 @@ def run_neural(vcfg: ExperimentConfig, spec: dict, experiences: list[Experience]
     """One strategy on one model through the whole stream (normaliser fitted on phase 0 only:
     the model was calibrated when it was deployed, not on data it has not seen yet)."""
     first = experiences[0].train
-    model = build_model(vcfg.model, first.channels, first.window_length, first.classes, vcfg.seed)
+    model = build_model(vcfg.model, first.channels, first.window_length, first.classes, vcfg.seed,
+                        rate_hz=first.rate_hz, units=first.units)
     model.normalizer.set_stats(*fit_channel_stats(first))
     strategy = build_strategy(spec["name"], strategy_options(spec))
 

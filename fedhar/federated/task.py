@@ -83,7 +83,8 @@ class FederatedTask:
     def model(self) -> HARModel:
         train = self.splits[0]
         return build_model(self.cfg.model, train.channels, train.window_length, train.classes, self.cfg.seed,
-                           vocab_ids=train.X if self.cfg.model.text.trim_vocab else None)
+                           vocab_ids=train.X if self.cfg.model.text.trim_vocab else None, rate_hz=train.rate_hz,
+                           units=train.units)
 
     def initial_state(self) -> State:
         return self.model.trainable_state()

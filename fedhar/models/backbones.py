@@ -6,6 +6,7 @@ autoencoder's encoder (+ LoRA), none, or a small from-scratch Transformer. All m
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from typing import Callable
 
@@ -22,6 +23,10 @@ from fedhar.registry import Registry
 log = logging.getLogger(__name__)
 
 BACKBONES: Registry[Callable[[BackboneConfig, int], "Backbone"]] = Registry("backbone")
+
+NORM_PATTERN = re.compile(r"(norm|\.ln_\d|\.ln_f|\.wpe)")
+"""Names of an HF LLM's normalisation layers and learned position embeddings (Llama's RMSNorms,
+GPT-2's ``ln_*`` and ``wpe``): the ``norms`` part that ``model.backbone.train_norms`` trains."""
 
 # LoRA targets per architecture (peft's own defaults adapt only q/v for Llama).
 LORA_TARGETS = {**dict.fromkeys(("llama", "qwen2", "qwen3", "mistral"), ["q_proj", "k_proj", "v_proj", "o_proj"]),
@@ -101,6 +106,10 @@ class HFBackbone(Backbone):
                     f"LoRA could not be attached to `{cfg.name}` ({self.model_type}): {exc}. "
                     "Set `model.backbone.lora.target_modules` to module names of this architecture."
                 ) from None
+        if cfg.train_norms:
+            for name, p in base.named_parameters():
+                if NORM_PATTERN.search("." + name) and "lora_" not in name:
+                    p.requires_grad_(True)
         self.model = base
 
     @property

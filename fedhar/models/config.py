@@ -7,9 +7,11 @@ from typing import Literal, get_args
 
 from fedhar.exceptions import ConfigError
 
-Part = Literal["frontend", "lora", "head", "backbone"]
+Part = Literal["frontend", "lora", "head", "backbone", "norms"]
 PARTS: tuple[str, ...] = get_args(Part)
-"""Trainable parts of a HAR model: ``lora`` is an LLM's adapters, ``backbone`` a from-scratch backbone."""
+"""Trainable parts of a HAR model: ``lora`` is an LLM's adapters, ``backbone`` a from-scratch backbone,
+``norms`` a frozen LLM's normalisation layers and learned position embeddings when
+``model.backbone.train_norms`` is on (the GPT4TS recipe)."""
 
 
 @dataclass
@@ -23,8 +25,15 @@ class FrontendConfig:
     strides: list[int] = field(default_factory=lambda: [1, 1], metadata={"help": "Stride per conv layer."})
     dropout: float = field(default=0.1, metadata={"help": "Dropout on the token embeddings."})
     scale_to_embedding_norm: bool = field(default=True, metadata={"help": "Scale tokens to the backbone's mean token-embedding norm."})
+    patch_length: int = field(default=16, metadata={"help": "`patch` frontend: samples per patch."})
+    patch_stride: int = field(default=8, metadata={"help": "`patch` frontend: hop between patches (< patch_length: overlapping)."})
+    patch_per: Literal["sensor", "channel"] = field(default="sensor", metadata={"help": "`patch` frontend: one token stream per sensor triad, or per channel (PatchTST's channel independence; more tokens)."})
+    instance_norm: bool = field(default=True, metadata={"help": "`patch` frontend: standardise each window per channel (RevIN); the removed mean and scale are embedded as one extra token, so level and scale are not lost."})
 
     def __post_init__(self) -> None:
+        if self.patch_length <= 0 or self.patch_stride <= 0:
+            raise ConfigError(f"`model.frontend.patch_length` and `patch_stride` must be positive; got "
+                              f"{self.patch_length} and {self.patch_stride}.")
         if not (len(self.channels) == len(self.kernels) == len(self.strides)) or not self.channels:
             raise ConfigError(
                 "`model.frontend.channels`, `kernels` and `strides` must be non-empty lists of the same "
@@ -70,6 +79,7 @@ class BackboneConfig:
     d_model: int = field(default=128, metadata={"help": "Width of the from-scratch `transformer` baseline."})
     heads: int = field(default=4, metadata={"help": "Attention heads of the `transformer` baseline."})
     trees: int = field(default=300, metadata={"help": "Trees of the `classical` random forest."})
+    train_norms: bool = field(default=False, metadata={"help": "Also train the frozen LLM's normalisation layers and learned position embeddings (the GPT4TS recipe; trainable part `norms`). Llama-style models have no learned positions (RoPE), so there it is the RMSNorm weights alone."})
 
     def __post_init__(self) -> None:
         if self.layers is not None and self.layers <= 0:
@@ -86,10 +96,37 @@ class BackboneConfig:
 
 @dataclass
 class HeadConfig:
-    """Pooling over tokens plus a linear classifier."""
+    """Pooling over tokens plus a classifier: linear, or scaled cosine similarity to the LLM's
+    embeddings of the class names (``kind: text``, the label-name head)."""
 
-    pooling: Literal["mean", "last"] = field(default="mean", metadata={"help": "mean or last (the last token; for text windows the last text token, which a causal LLM lets see the whole window)."})
+    pooling: Literal["mean", "last"] = field(default="mean", metadata={"help": "mean or last (the last token; for text windows the last text token, which a causal LLM lets see the whole window). With a prompt prefix, mean pools the sensor tokens only."})
     dropout: float = field(default=0.1, metadata={"help": "Dropout before the classifier."})
+    kind: Literal["linear", "text"] = field(default="linear", metadata={"help": "linear, or text: logits are scaled cosine similarities to each class name's prototype, the frozen LLM's pooled hidden state of the name (zero-shot on classes never trained, by name). text needs an LLM backbone."})
+    label_texts: dict[str, str] = field(default_factory=dict, metadata={"help": "text head: the text of a class (default: its name with spaces, e.g. `walking upstairs`), e.g. {biking: riding a bicycle}."})
+    template: str = field(default="{label}", metadata={"help": "text head: how a class text is written before embedding, e.g. `a person {label}`."})
+    projection: bool = field(default=True, metadata={"help": "text head: a trainable linear projection of the prototypes (initialised to identity)."})
+    temperature: float = field(default=0.07, metadata={"help": "text head: initial temperature of the cosine logits (learned)."})
+    contrastive: float = field(default=0.0, metadata={"help": "text head: weight of the CLIP-style text-to-window term (each class text picks its windows among the batch) added to the loss; 0: off."})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.temperature:
+            raise ConfigError(f"`model.head.temperature` must be positive; got {self.temperature}.")
+        if self.contrastive < 0:
+            raise ConfigError(f"`model.head.contrastive` must be >= 0; got {self.contrastive}.")
+        if "{label}" not in self.template:
+            raise ConfigError(f"`model.head.template` must contain `{{label}}`; got {self.template!r}.")
+
+
+@dataclass
+class PromptConfig:
+    """A text prefix before the sensor tokens, embedded with the frozen LLM's own token embeddings."""
+
+    enabled: bool = field(default=False, metadata={"help": "Put the prompt prefix before the sensor tokens (needs an LLM backbone)."})
+    template: str = field(default="Sensor data: {channels} at {rate_hz:g} Hz.", metadata={"help": "Text before the sensor tokens; fields {channels}, {sensors}, {rate_hz}, {seconds}, {units}, {stats}, and any key of `fields`."})
+    fields: dict[str, str] = field(default_factory=dict, metadata={"help": "Extra template fields known for the data, e.g. {dataset: UCI-HAR, device: phone, placement: waist}."})
+    stats: bool = field(default=False, metadata={"help": "Fill {stats} per window with summary statistics in words and numbers (mean and std of |acc|, dominant frequency, mean |gyro|); appended when the template has no {stats}."})
+    rate_hz: float | None = field(default=None, metadata={"help": "Sampling rate the windows have (for {rate_hz} and the dominant frequency); null: taken from the data."})
+    units: str | None = field(default=None, metadata={"help": "Unit the text gives every channel, e.g. `standardized` for z-scored windows (a leave-one-dataset-out pool); null: the data's own units."})
 
 
 @dataclass
@@ -104,6 +141,7 @@ class ModelConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     text: TextModelConfig = field(default_factory=TextModelConfig)
 
 

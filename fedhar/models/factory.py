@@ -18,7 +18,7 @@ NON_NEURAL = ("classical",)
 
 def build_model(
     cfg: ModelConfig, channels: Sequence[str], window_length: int, classes: Sequence[str], seed: int = 0,
-    vocab_ids: np.ndarray | None = None,
+    vocab_ids: np.ndarray | None = None, rate_hz: float | None = None, units: Sequence[str] | None = None,
 ) -> HARModel:
     """Frozen backbone first (its hidden size and embedding norm shape the frontend), then the rest.
 
@@ -27,6 +27,12 @@ def build_model(
 
     Text windows (the single channel ``token``) get a :class:`~fedhar.models.text_model.TextHARModel`;
     ``vocab_ids`` (the training token ids) serve its optional vocabulary trimming.
+
+    Language couplings: ``model.head.kind: text`` builds the label-name head (prototypes from the
+    frozen LLM's hidden states of the class names); ``model.prompt.enabled`` a text prefix before
+    the sensor tokens (``rate_hz``, the windows' sampling rate, fills its template where
+    ``model.prompt.rate_hz`` is null, and ``units``, one per channel, its units unless
+    ``model.prompt.units`` overrides them).
     """
     if tuple(channels) == TOKEN_CHANNELS:
         return build_text_model(cfg, classes, seed, vocab_ids)
@@ -37,5 +43,17 @@ def build_model(
         frontend = backbone.make_frontend(channels, window_length)
     else:
         frontend = build_frontend(cfg.frontend, channels, window_length, backbone.hidden_size, backbone.embedding_norm)
-    head = PoolingHead(backbone.hidden_size, len(classes), cfg.head)
-    return HARModel(Normalizer(len(channels)), frontend, backbone, head, cfg.backbone.name, tuple(channels), tuple(classes))
+    if cfg.head.kind == "text":
+        from fedhar.models.label_head import build_label_head
+
+        head = build_label_head(backbone, cfg.backbone.name, classes, cfg.head)
+    else:
+        head = PoolingHead(backbone.hidden_size, len(classes), cfg.head)
+    prompt = None
+    if cfg.prompt.enabled:
+        from fedhar.models.prompt import build_prompt
+
+        units = [cfg.prompt.units] * len(channels) if cfg.prompt.units else units
+        prompt = build_prompt(cfg.prompt, backbone, cfg.backbone.name, channels, window_length, rate_hz, units)
+    return HARModel(Normalizer(len(channels)), frontend, backbone, head, cfg.backbone.name, tuple(channels),
+                    tuple(classes), prompt=prompt)

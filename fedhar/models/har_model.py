@@ -1,5 +1,8 @@
 """The HAR model: normaliser -> frontend -> backbone -> head, and its exchangeable state.
 
+With a prompt prefix (:mod:`fedhar.models.prompt`) the backbone reads the embedded prompt text
+of each raw window before its sensor tokens; the head pools the sensor positions only.
+
 The *trainable state* is what later issues send over the network and what continual
 strategies snapshot: every parameter that is trained (frontend, LoRA, head; all of a
 from-scratch backbone) plus the normalisation statistics. Its key set is fixed when the model
@@ -15,15 +18,20 @@ import torch
 from torch import nn
 
 from fedhar.exceptions import ModelError
-from fedhar.models.backbones import Backbone
+from fedhar.models.backbones import NORM_PATTERN, Backbone
 from fedhar.models.config import PARTS, HeadConfig
 
 
 def part_of(name: str) -> str:
-    """Which trainable part a state key belongs to: frontend, lora, head, backbone or normalizer."""
+    """Which trainable part a state key belongs to: frontend, lora, head, backbone, norms or normalizer."""
     part = name.split(".", 1)[0]
     if part == "backbone":
-        return "lora" if "lora_" in name else "backbone"
+        if "lora_" in name:
+            return "lora"
+        # An HF LLM sits under ``backbone.model``; a from-scratch backbone's own norms stay ``backbone``.
+        if name.startswith("backbone.model.") and NORM_PATTERN.search(name):
+            return "norms"
+        return "backbone"
     return part
 
 
@@ -67,12 +75,14 @@ class HARModel(nn.Module):
     """Sensor windows ``[B, C, T]`` to class logits ``[B, K]``."""
 
     def __init__(self, normalizer: Normalizer, frontend: nn.Module, backbone: Backbone, head: PoolingHead,
-                 backbone_name: str, channels: tuple[str, ...], classes: tuple[str, ...]) -> None:
+                 backbone_name: str, channels: tuple[str, ...], classes: tuple[str, ...],
+                 prompt: nn.Module | None = None) -> None:
         super().__init__()
         self.normalizer = normalizer
         self.frontend = frontend
         self.backbone = backbone
         self.head = head
+        self.prompt = prompt  # holds no parameters: the state keys below are the same with or without it
         self.backbone_name = backbone_name
         self.channels = tuple(channels)
         self.classes = tuple(classes)
@@ -81,12 +91,32 @@ class HARModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features ``[B, d]`` (what a head-only adaptation sees)."""
+        if self.prompt is not None:
+            return self.head.pool(self._prompted_hidden(x))
         tokens = self._tokens(x)  # [B, L, d]
         hidden = self.backbone(tokens)  # [B, L, d]
         return self.head.pool(hidden)  # [B, d]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prompt is not None:
+            return self.head(self._prompted_hidden(x))
         return self.head(self.backbone(self._tokens(x)))
+
+    def _prompted_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``[B, L, d]`` of the sensor positions, read after the prompt prefix."""
+        tokens = self._tokens(x)  # [B, L, d]
+        prefix, prefix_mask = self.prompt(x)  # [B, P, d], [B, P] from the raw window
+        seq = torch.cat([prefix.to(tokens.dtype), tokens], dim=1)  # [B, P + L, d]
+        ones = torch.ones(tokens.shape[:2], dtype=prefix_mask.dtype, device=prefix_mask.device)
+        hidden = self.backbone(seq, attention_mask=torch.cat([prefix_mask, ones], dim=1))
+        return hidden[:, prefix.shape[1]:]  # mean pools the sensor tokens; `last` is the last sensor token
+
+    @torch.no_grad()
+    def tokens_per_window(self, x: torch.Tensor) -> float:
+        """Sequence length the backbone sees per window of ``x``: sensor tokens plus the mean prompt
+        prefix length (the cost column of a study)."""
+        sensor = self._tokens(x[:1]).shape[1]
+        return float(sensor) + (float(self.prompt.tokens_per_window(x)) if self.prompt is not None else 0.0)
 
     def _tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise and embed; sensors that are all-zero in the raw window count as absent."""
@@ -133,7 +163,7 @@ class HARModel(nn.Module):
         backbone = sum(p.numel() for p in self.backbone.parameters())
         return {"total_params": int(total), "trainable_params": int(trainable), "backbone_params": int(backbone)}
 
-    def set_trainable(self, parts: tuple[str, ...] = ("frontend", "lora", "head", "backbone")) -> None:
+    def set_trainable(self, parts: tuple[str, ...] = PARTS) -> None:
         """Choose which parts train (e.g. ``("head",)`` for head-only adaptation).
 
         ``lora`` means the adapter weights of an LLM backbone; ``backbone`` means a from-scratch

@@ -101,6 +101,12 @@ def build_text_model(cfg, classes: Sequence[str], seed: int = 0, vocab_ids: np.n
     ``vocab_ids`` are the training texts' ids, needed with ``model.text.trim_vocab``."""
     from fedhar.models.backbones import HFBackbone, build_backbone
 
+    unsupported = [key for key, on in (("model.head.kind: text", cfg.head.kind == "text"),
+                                       ("model.prompt.enabled", cfg.prompt.enabled),
+                                       ("model.frontend.kind: patch", cfg.frontend.kind == "patch")) if on]
+    if unsupported:
+        raise ModelError(f"{', '.join(unsupported)}: the sensor-window couplings do not apply to text windows (token "
+                         "ids already go through the LLM's own embedding); drop them for this data.")
     torch.manual_seed(seed)
     backbone = build_backbone(cfg.backbone, seed)
     if not isinstance(backbone, HFBackbone):

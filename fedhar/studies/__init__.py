@@ -40,6 +40,8 @@ class Study:
     """``module:function(results) -> rows``: a finished run's results as flat rows (seeds, compare)."""
     table: SeedTable = SeedTable()
     """Which row columns name a cell, what is compared, per which group, over which units."""
+    own_seeds: bool = False
+    """The runner reads ``seeds`` itself (a study of studies); otherwise each seed is one run."""
 
     def prepared(self, cfg: ExperimentConfig, path: Any) -> ExperimentConfig:
         """``cfg`` with the defaults that depend on the run folder filled in (see ``prepare``)."""
@@ -64,6 +66,9 @@ STUDIES.register("cross_dataset", Study(
     rows="fedhar.studies.rows:table_rows",
     table=SeedTable(keys=("held_out", "variant", "mode", "budget"), variant=("variant", "mode"), groups=("budget",),
                     units=("held_out",))))
+STUDIES.register("llm_couplings", Study(
+    "language couplings screened, then the best confirmed over seeds against their random-init twins and the "
+    "baselines (couplings.*, lodo.*)", "fedhar.studies.couplings:run_couplings", own_seeds=True))
 STUDIES.register("personalization", Study(
     "federated model, then on-device personalisation per client (personalization.*)",
     "fedhar.transfer.personalize:run_personalization", rows="fedhar.studies.rows:personalization_rows",
@@ -100,7 +105,7 @@ def run_study(name: str, cfg: ExperimentConfig, out: str | None = None, resume: 
         from fedhar.federated.run import with_supernodes
 
         cfg, options["clients_before"] = with_supernodes(cfg, options["supernodes"])
-    if cfg.seeds is not None:
+    if cfg.seeds is not None and not study.own_seeds:
         from fedhar.studies.seeds import run_seeds
 
         return run_seeds(name, study, cfg, path, resume=resume, force=force, **options)

@@ -25,7 +25,7 @@ def build_for_data(cfg: ExperimentConfig, train: WindowDataset) -> HARModel:
     """A model shaped for ``train``'s channels/classes, its normaliser fitted on ``train`` only
     (or, for an MAE backbone, the statistics its encoder was pretrained with)."""
     model = build_model(cfg.model, train.channels, train.window_length, train.classes, cfg.seed,
-                        vocab_ids=train.X if cfg.model.text.trim_vocab else None)
+                        vocab_ids=train.X if cfg.model.text.trim_vocab else None, rate_hz=train.rate_hz, units=train.units)
     pretrained_stats = getattr(model.backbone, "norm_stats", None)  # an MAE keeps its pretraining statistics
     model.normalizer.set_stats(*(pretrained_stats if pretrained_stats is not None else fit_channel_stats(train)))
     return model

@@ -13,6 +13,21 @@ Precision = Literal["bf16", "fp32"]
 
 
 @dataclass
+class AugmentConfig:
+    """Training-time augmentation, applied in the one training loop, so every neural variant gets it."""
+
+    rotation: bool = field(default=False, metadata={"help": "Rotate each training window by a random 3-D rotation, the same one for its accelerometer and gyroscope triads (placement and orientation invariance, as in UniMTS)."})
+    max_degrees: float = field(default=180.0, metadata={"help": "Largest rotation angle in degrees (180: uniform over all rotations)."})
+    probability: float = field(default=1.0, metadata={"help": "Share of training windows rotated."})
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_degrees <= 180:
+            raise ConfigError(f"`train.augment.max_degrees` must be in (0, 180]; got {self.max_degrees}.")
+        if not 0 <= self.probability <= 1:
+            raise ConfigError(f"`train.augment.probability` must be in [0, 1]; got {self.probability}.")
+
+
+@dataclass
 class TrainConfig:
     epochs: int = field(default=6, metadata={"help": "Passes over the training windows (per round, for a client)."})
     batch_size: int = field(default=64, metadata={"help": "Training batch size."})
@@ -25,10 +40,11 @@ class TrainConfig:
     grad_clip: float | None = field(default=1.0, metadata={"help": "Clip the gradient norm (null: off)."})
     precision: Precision = field(default="bf16", metadata={"help": "bf16 (CPU autocast) or fp32."})
     threads: int | None = field(default=None, metadata={"help": "torch threads (null: leave torch's default)."})
-    trainable: list[Part] = field(default_factory=lambda: list(PARTS), metadata={"help": "Parts that train: frontend, lora, head, backbone."})
+    trainable: list[Part] = field(default_factory=lambda: list(PARTS), metadata={"help": "Parts that train: frontend, lora, head, backbone, norms."})
     feature_cache: bool = field(default=True, metadata={"help": "When only the head trains, compute the frozen network's pooled features once and train the head on them (same result, far faster)."})
     eval_every: int = field(default=1, metadata={"help": "Evaluate every N epochs (the last epoch always)."})
     progress: bool = field(default=True, metadata={"help": "Show tqdm progress bars."})
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "Training-time augmentation."})
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "eval_batch_size", "eval_every"):

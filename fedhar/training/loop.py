@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from fedhar.data.dataset import WindowDataset
 from fedhar.data.vocab import MASK_KEY
+from fedhar.training.augment import build_augment
 from fedhar.training.config import TrainConfig
 from fedhar.training.metrics import classification_metrics
 
@@ -157,6 +158,10 @@ def fit(
 
     ``objective`` is the batch loss (see :data:`Objective`); distillation passes
     :func:`fedhar.distill.kd_objective` over a teacher's cached logits.
+
+    ``cfg.augment`` (rotation) turns each training batch before the model sees it; the frozen
+    parts' features then change every epoch, so the head-only feature cache is not used. A head
+    with an ``extra_loss(logits, labels)`` (the label-name head's contrastive term) adds it.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -167,13 +172,15 @@ def fit(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
-    weight = _class_weights(train.y, model.head.classifier.out_features) if cfg.class_weights else None
+    weight = _class_weights(train.y, len(model.classes)) if cfg.class_weights else None
     X = torch.from_numpy(np.ascontiguousarray(train.X))
     y = torch.from_numpy(train.y)
     mask = label_mask_of(train)
     mask = torch.from_numpy(mask) if mask is not None else None
     penalties = list(penalties)
     head_only = set(cfg.trainable) == {"head"} and hasattr(model, "features")
+    augment = build_augment(cfg.augment, train.channels, seed)
+    extra_loss = getattr(model.head, "extra_loss", None)
 
     def set_modes() -> None:
         if head_only:
@@ -184,7 +191,8 @@ def fit(
 
     set_modes()
     t_cache = time.perf_counter()
-    feats = _pooled_features(model, X, cfg.eval_batch_size, cfg.precision) if head_only and cfg.feature_cache else None
+    cache = head_only and cfg.feature_cache and augment is None
+    feats = _pooled_features(model, X, cfg.eval_batch_size, cfg.precision) if cache else None
     history: list[dict] = []
     for epoch in range(1, cfg.epochs + 1):
         t0 = t_cache if epoch == 1 else time.perf_counter()  # epoch 1 pays for the cache
@@ -194,9 +202,14 @@ def fit(
         for step in bar:
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             with autocast(cfg.precision):
-                logits = model.head.classify(feats[idx]) if feats is not None else model(X[idx])
+                if feats is not None:
+                    logits = model.head.classify(feats[idx])
+                else:
+                    logits = model(augment(X[idx]) if augment is not None else X[idx])
             logits = apply_label_mask(logits.float(), mask[idx] if mask is not None else None)
             loss = objective(logits, y[idx], idx, weight)
+            if extra_loss is not None:
+                loss = loss + extra_loss(logits, y[idx])
             for penalty in penalties:
                 loss = loss + penalty(model)
             opt.zero_grad(set_to_none=True)

@@ -229,7 +229,8 @@ def check_rate(ds: WindowDataset, run_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ the model
-def load_saved_model(cfg: ExperimentConfig, saved: SavedModel, meta: dict, window_length: int) -> HARModel:
+def load_saved_model(cfg: ExperimentConfig, saved: SavedModel, meta: dict, window_length: int,
+                     rate_hz: float | None = None, units: tuple[str, ...] | None = None) -> HARModel:
     """The run's model rebuilt from its config and saved state; the normaliser comes from the state
     (never refitted), a client's personal entries go on top."""
     if meta["backbone"] != cfg.model.backbone.name:
@@ -238,7 +239,8 @@ def load_saved_model(cfg: ExperimentConfig, saved: SavedModel, meta: dict, windo
     if cfg.model.text.trim_vocab and meta["channels"] == ("token",):
         raise ModelError(f"{saved.model_dir}: predict does not support text models with `model.text.trim_vocab` "
                          "(the trimmed vocabulary is taken from the training texts, which are not saved).")
-    model = build_model(cfg.model, meta["channels"], window_length, meta["classes"], cfg.seed)
+    model = build_model(cfg.model, meta["channels"], window_length, meta["classes"], cfg.seed, rate_hz=rate_hz,
+                        units=units if units is not None and len(units) == len(meta["channels"]) else None)
     load_model_state(model, saved.model_dir)
     if saved.personal is not None:
         from safetensors.torch import load_file
@@ -353,7 +355,7 @@ def predict_run(run_dir: str | Path, data: str, out: str | Path | None = None, r
     dcfg = data_config(cfg.data, data, root)
     ds = match_channels(load_data(dcfg, saved.run_dir), meta["channels"], saved.model_dir)
     check_rate(ds, saved.run_dir)
-    model = load_saved_model(cfg, saved, meta, ds.window_length)
+    model = load_saved_model(cfg, saved, meta, ds.window_length, ds.rate_hz, ds.units)
     probs = predict_probabilities(model, ds.X, cfg.train)
     classes = meta["classes"]
     write_predictions(target, ds, probs, classes, subjects_known(dcfg))

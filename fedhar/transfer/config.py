@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     from fedhar.config import ExperimentConfig, Variant
     from fedhar.models.config import BackboneConfig
 
-MODES = {"head": ["head"], "full": ["frontend", "lora", "head", "backbone"]}
+MODES = {"head": ["head"], "full": ["frontend", "lora", "head", "backbone", "norms"]}
 """Adaptation modes: what trains on the target. ``full`` is head + LoRA + frontend (+ the
-weights of a from-scratch backbone, which has no frozen part)."""
+weights of a from-scratch backbone, which has no frozen part, and an LLM's norms where
+``model.backbone.train_norms`` made them trainable)."""
 
 FOLD_MAE = "fold-mae"
 """Backbone name of the MAE protocol's model: each fold's MAE, pretrained on the other datasets."""
@@ -92,6 +93,19 @@ class DatasetSpec:
 
 
 @dataclass
+class TextZeroShotConfig:
+    """Windows rendered as text and each class name scored by a causal LLM's likelihood (HARGPT-style)."""
+
+    enabled: bool = field(default=False, metadata={"help": "Add the readings-as-text zero-shot rows."})
+    backbone: str = field(default="smollm2-135m", metadata={"help": "The language model that reads the text."})
+    layers: int | None = field(default=None, metadata={"help": "Keep only its first N blocks (null: all; a truncated model has no trained LM head input, so all is the fair choice)."})
+    style: Literal["stats", "readings"] = field(default="stats", metadata={"help": "stats (summary statistics in words and numbers) or readings (downsampled values)."})
+    calibrate: bool = field(default=True, metadata={"help": "Subtract each class name's prior score (contextual calibration)."})
+    downsample_hz: float = field(default=2.0, metadata={"help": "readings style: rate of the values written out."})
+    max_windows: int | None = field(default=300, metadata={"help": "Score at most this many test windows per held-out dataset (stratified; LLM scoring is slow on CPU); null: all."})
+
+
+@dataclass
 class LodoConfig:
     """Leave-one-dataset-out: train federated on the others, adapt and test on the held-out one."""
 
@@ -107,7 +121,9 @@ class LodoConfig:
     budget_seed: int | None = field(default=None, metadata={"help": "Seed of the labelled-budget draws; null: the run's `seed`, so the draws change with the seed. Within one run every variant gets the same windows."})
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     main_label: str | None = field(default=None, metadata={"help": "Label of the configured model; null: derived from `model.backbone` (e.g. `pretrained LLM (smollm2-135m, first 8 blocks)`, `random-init LLM (tiny-llama, first 2 blocks)`)."})
-    variants: list[dict] = field(default_factory=lambda: [dict(v) for v in DEFAULT_VARIANTS], metadata={"help": "Baselines: {label, backbone: {overrides}}."})
+    variants: list[dict] = field(default_factory=lambda: [dict(v) for v in DEFAULT_VARIANTS], metadata={"help": "Baselines: {label, backbone: {overrides}, set: {dotted key: value}} (set: any other change, e.g. {model.head.kind: text, train.augment.rotation: true})."})
+    unseen_classes: list[str] = field(default_factory=list, metadata={"help": "Classes removed from the training datasets, so every model meets them first on the held-out dataset (zero-shot by name; e.g. [jogging, biking])."})
+    text_zero_shot: "TextZeroShotConfig" = field(default_factory=lambda: TextZeroShotConfig(), metadata={"help": "Readings written as text, each class scored by the LLM's likelihood (no training)."})
     classical: bool = field(default=True, metadata={"help": "Add the features + random-forest baseline."})
     trees: int = field(default=200, metadata={"help": "Trees of the random forest."})
 
@@ -135,7 +151,11 @@ class LodoConfig:
                 raise ConfigError(f"`lodo.{key}` is empty; list at least one.")
         if self.rate_hz <= 0 or self.window_seconds <= 0:
             raise ConfigError(f"`lodo.rate_hz` and `lodo.window_seconds` must be positive; got {self.rate_hz}, {self.window_seconds}.")
-        check_variants(self.variants, "lodo.variants")
+        check_variants(self.variants, "lodo.variants", keys=("label", "backbone", "set"))
+        for i, v in enumerate(self.variants):
+            if not isinstance(v.get("set", {}), dict):
+                raise ConfigError(f"`lodo.variants[{i}].set` must map dotted config keys to values, e.g. "
+                                  f"{{model.head.kind: text}}; got {v['set']!r}.")
 
     @property
     def window(self) -> int:
@@ -153,22 +173,66 @@ class LodoConfig:
         return model_label(self.main_label, backbone)
 
     def variant_plan(self, cfg: "ExperimentConfig") -> tuple[list["Variant"], dict[str, str]]:
-        """The configured model, then each baseline (its ``backbone`` overrides as a config change),
-        less the baselines that build the same model as one before them: ``{left out: same as}``."""
+        """The configured model, then each baseline (its ``backbone`` overrides and ``set`` dotted
+        changes as one config change), less the baselines that build the same model, with the same
+        head, prompt and augmentation, as one before them: ``{left out: same as}``."""
         from fedhar.config import Variant
+        from fedhar.schema import to_mapping
         from fedhar.training.labels import repeated_models
 
         variants = [Variant(self.model_label(cfg.model.backbone))] + [
-            Variant(str(v["label"]), {"model.backbone": dict(v.get("backbone", {}))}) for v in self.variants]
-        repeated = repeated_models([(v.label, v.apply(cfg).model.backbone) for v in variants])
+            Variant(str(v["label"]), {**({"model.backbone": dict(v["backbone"])} if v.get("backbone") else {}),
+                                      **dict(v.get("set", {}))})
+            for v in self.variants]
+        groups: dict[str, list] = {}
+        for v in variants:
+            vcfg = v.apply(cfg)
+            rest = {k: val for k, val in to_mapping(vcfg.model).items() if k != "backbone"}
+            groups.setdefault(repr((rest, to_mapping(vcfg.train.augment))), []).append((v.label, vcfg.model.backbone))
+        repeated = {k: val for group in groups.values() for k, val in repeated_models(group).items()}
         return [v for v in variants if v.label not in repeated], repeated
 
     def variant_list(self, cfg: "ExperimentConfig") -> list["Variant"]:
         return self.variant_plan(cfg)[0]
 
 
+@dataclass
+class CouplingsConfig:
+    """The ``couplings:`` section of the LLM-couplings study (``fedhar study llm_couplings``): each
+    coupling is a labelled config change on the configured (pretrained-LLM) model, screened with one
+    seed on one held-out dataset; the best ``keep`` then run over every held-out dataset and
+    ``seeds``, each beside its random-init twin and the baselines, in one leave-one-dataset-out
+    study (``lodo.*``)."""
+
+    couplings: list[dict] = field(default_factory=list, metadata={"help": "Couplings to screen: {label, set: {dotted key: value}}, applied to the configured model (e.g. {label: label-name head, set: {model.head.kind: text}})."})
+    baselines: list[dict] = field(default_factory=lambda: [
+        {"label": "no LLM", "backbone": {"name": "none"}},
+        {"label": "from-scratch Transformer", "backbone": {"name": "transformer", "layers": 2, "d_model": 128, "heads": 4}}],
+        metadata={"help": "Non-LLM rows: {label, backbone, set}. In the confirmation they take the augmentation (`train.augment`) of the best coupling, so the comparison stays fair; the random forest is `lodo.classical`."})
+    screen_held_out: str | None = field(default=None, metadata={"help": "Held-out dataset of the screening (default: the first of `lodo.held_out` or `lodo.datasets`)."})
+    screen_seed: int = field(default=0, metadata={"help": "Seed of the screening run."})
+    screen_baselines: bool = field(default=False, metadata={"help": "Also run the baselines in the screening (they do not compete for a place)."})
+    keep: int = field(default=2, metadata={"help": "Couplings kept for the confirmation."})
+    select_budgets: list[Any] = field(default_factory=lambda: ["k1", "k5", "k10"], metadata={"help": "Budgets whose mean macro-F1 (mode `select_mode`) ranks the couplings."})
+    select_mode: Literal["head", "full"] = field(default="full", metadata={"help": "Adaptation mode that ranks the couplings."})
+    confirm_plain: bool = field(default=False, metadata={"help": "Keep the configured model without any coupling in the confirmation too (it is always in the screening)."})
+
+    def __post_init__(self) -> None:
+        from fedhar.transfer.budget import parse_budget
+
+        check_variants(self.couplings, "couplings.couplings", keys=("label", "backbone", "set"))
+        check_variants(self.baselines, "couplings.baselines", keys=("label", "backbone", "set"))
+        labels = [c["label"] for c in self.couplings + self.baselines]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"`couplings.couplings` and `couplings.baselines` need distinct labels; got {labels}.")
+        if self.keep < 1:
+            raise ConfigError(f"`couplings.keep` must be at least 1; got {self.keep}.")
+        for b in self.select_budgets:
+            parse_budget(b, "couplings.select_budgets")
+
+
 Personalization = Literal["head", "lora_head", "full", "fedper"]
-STRATEGY_PARTS = {"head": ["head"], "lora_head": ["lora", "head"], "full": ["frontend", "lora", "head", "backbone"]}
+STRATEGY_PARTS = {"head": ["head"], "lora_head": ["lora", "head"], "full": ["frontend", "lora", "head", "backbone", "norms"]}
 """Personalisation strategies that fine-tune the global model on the device, and what they train;
 ``fedper`` instead keeps the head local during federated training (FedPer)."""
 

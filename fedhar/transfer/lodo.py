@@ -20,6 +20,7 @@ states both rules. The budget draws use ``lodo.budget_seed`` (null: the run's se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -46,7 +47,13 @@ from fedhar.transfer.config import MODES
 log = logging.getLogger(__name__)
 
 ZERO_SHOT = "zero-shot"
+ZERO_SHOT_ALL = "zero-shot, all classes"
+"""Zero-shot over every class of the held-out dataset, the ones no training dataset had included:
+only a model that can name a class it never trained on (the label-name head, readings as text)
+scores those; the row also records ``unseen_recall`` (share of unseen-class windows recognised)
+and ``chance`` (1 / the held-out dataset's classes)."""
 CLASSICAL = "classical RF"
+TEXT_ZERO_SHOT = "readings as text (LLM likelihood)"
 
 
 def slug(text: str) -> str:
@@ -101,13 +108,51 @@ def zero_shot_row(held: str, variant: str, shared: list[str], score, **extra) ->
     return result_row(held, variant, "none", ZERO_SHOT, 0, m, **extra)
 
 
+def unseen_row(held: str, variant: str, test: WindowDataset, unseen: list[str], predict, **extra) -> dict:
+    """The :data:`ZERO_SHOT_ALL` row: ``predict(test) -> labels`` over all of the held-out dataset's
+    classes, scored there, with the recall on the ``unseen`` classes' windows."""
+    allowed = np.flatnonzero(np.asarray(test.extras["label_mask"][0], dtype=bool)).tolist()
+    pred = np.asarray(predict(test))
+    m = classification_metrics(test.y, pred, test.num_classes, allowed)
+    is_unseen = np.isin(test.y, [test.classes.index(c) for c in unseen])
+    recall = float((pred[is_unseen] == test.y[is_unseen]).mean()) if is_unseen.any() else None
+    per_class = {c: float((pred[test.y == test.classes.index(c)] == test.classes.index(c)).mean())
+                 for c in unseen if (test.y == test.classes.index(c)).any()}
+    log.info("[%s | %s] zero-shot on all %d classes: macro-F1 %.3f; unseen %s recall %s (chance %.3f)", held, variant,
+             len(allowed), m["macro_f1"], ", ".join(unseen), "n/a" if recall is None else f"{recall:.3f}", 1 / len(allowed))
+    return result_row(held, variant, "none", ZERO_SHOT_ALL, 0, m, unseen_classes=list(unseen), unseen_recall=recall,
+                      unseen_recall_per_class=per_class, chance=1 / len(allowed), **extra)
+
+
+def model_predict(model, cfg: ExperimentConfig):
+    """``predict(test) -> labels`` of a neural model within each window's label mask."""
+    from fedhar.training.loop import label_mask_of, predict_logits
+
+    def predict(test: WindowDataset) -> np.ndarray:
+        logits = predict_logits(model, test.X, cfg.train.eval_batch_size, cfg.train.precision)
+        return apply_label_mask(logits, label_mask_of(test)).argmax(1)
+
+    return predict
+
+
+def cost_fields(model, test: WindowDataset) -> dict:
+    """What a coupling costs: trainable parameters and the sequence length the backbone reads."""
+    import torch
+
+    counts = model.param_counts()
+    sample = torch.from_numpy(np.ascontiguousarray(test.X[:32]))
+    tokens = model.tokens_per_window(sample) if hasattr(model, "tokens_per_window") else None
+    return {"trainable_params": counts["trainable_params"], "tokens_per_window": tokens}
+
+
 def result_row(held: str, variant: str, mode: str, budget: str, n: int, m: dict, **extra) -> dict:
     return {"held_out": held, "variant": variant, "mode": mode, "budget": budget, "labelled_windows": n,
             "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], **extra}
 
 
 def neural_fold(cfg: ExperimentConfig, label: str, vcfg: ExperimentConfig, held: str, target: PreparedDataset,
-                shared: list[str], budgets: dict[str, WindowDataset], pool_path: Path, fold_dir: Path) -> list[dict]:
+                shared: list[str], budgets: dict[str, WindowDataset], pool_path: Path, fold_dir: Path,
+                unseen: list[str] = ()) -> list[dict]:
     from fedhar.federated.task import get_task
 
     fcfg = fold_config(vcfg, pool_path, f"{cfg.name}-{held}-{slug(label)}")
@@ -121,7 +166,9 @@ def neural_fold(cfg: ExperimentConfig, label: str, vcfg: ExperimentConfig, held:
     model.load_trainable_state(state, where="global state")
     rows = [zero_shot_row(held, label, shared, lambda: evaluate(model, restrict(target.test, shared), cfg.train),
                           seconds=0.0, in_domain_f1=in_domain["macro_f1"], federated_seconds=fed_seconds,
-                          update_bytes=model.state_bytes())]
+                          update_bytes=model.state_bytes(), **cost_fields(model, target.test))]
+    if unseen:
+        rows.append(unseen_row(held, label, target.test, list(unseen), model_predict(model, vcfg), seconds=0.0))
     for budget, data in budgets.items():
         for mode in cfg.lodo.modes:
             # The same seed for every variant and mode: the same validation windows and batch order.
@@ -137,7 +184,7 @@ def neural_fold(cfg: ExperimentConfig, label: str, vcfg: ExperimentConfig, held:
 
 
 def classical_fold(cfg: ExperimentConfig, held: str, sources: list[PreparedDataset], target: PreparedDataset,
-                   shared: list[str], budgets: dict[str, WindowDataset]) -> list[dict]:
+                   shared: list[str], budgets: dict[str, WindowDataset], unseen: list[str] = ()) -> list[dict]:
     K = target.test.num_classes
     src = concat([p.train for p in sources])
     mask_all = np.asarray(target.test.extras["label_mask"][0], dtype=bool)
@@ -154,6 +201,9 @@ def classical_fold(cfg: ExperimentConfig, held: str, sources: list[PreparedDatas
         return score(rf, zs_test, zs_test.extras["label_mask"][0])
 
     rows = [zero_shot_row(held, CLASSICAL, shared, zero_shot, seconds=time.perf_counter() - t0)]
+    if unseen:
+        rows.append(unseen_row(held, CLASSICAL, target.test, list(unseen), lambda test: apply_label_mask(
+            rf.scores(test.X, K), mask_all[None]).argmax(1), seconds=0.0))
     for budget, data in budgets.items():
         for mode, X, y in (("target", data.X, data.y),
                            ("source+target", np.concatenate([src.X, data.X]), np.concatenate([src.y, data.y]))):
@@ -165,6 +215,20 @@ def classical_fold(cfg: ExperimentConfig, held: str, sources: list[PreparedDatas
     log.info("[%s | %s] zero-shot %s; largest budget: target %.3f, source+target %.3f", held, CLASSICAL,
              "n/a" if rows[0]["macro_f1"] is None else f"{rows[0]['macro_f1']:.3f}", rows[-2]["macro_f1"], rows[-1]["macro_f1"])
     return rows
+
+
+def without_classes(sources: list[PreparedDataset], classes: list[str]) -> list[PreparedDataset]:
+    """``sources`` with the windows of ``classes`` removed and masked out (``lodo.unseen_classes``)."""
+    if not classes:
+        return sources
+    out = []
+    for p in sources:
+        keep = [c for c in p.classes if c not in classes]
+        if len(keep) == len(p.classes):
+            out.append(p)
+            continue
+        out.append(dataclasses.replace(p, train=restrict(p.train, keep), test=restrict(p.test, keep)))
+    return out
 
 
 def budget_seed(cfg: ExperimentConfig) -> int:
@@ -196,6 +260,11 @@ def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     f1_vs_budget.png are updated after every finished (held-out, variant), which a resume skips."""
     lcfg = cfg.lodo
     prepared = load_study(cfg, folder)
+    space = next(iter(prepared.values())).train.classes
+    bad = [c for c in lcfg.unseen_classes if c not in space]
+    if bad:
+        raise ConfigError(f"`lodo.unseen_classes` names {', '.join(bad)}, not a class of these datasets; the classes "
+                          f"are {', '.join(space)}.")
     budgets_spec = [parse_budget(b) for b in lcfg.budgets]
     kept, repeated = lcfg.variant_plan(cfg)
     variants = [(v.label, v.apply(cfg)) for v in kept]
@@ -203,9 +272,10 @@ def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     folder.results["variants_left_out"] = repeated
     for held in lcfg.held_out_names():
         target = prepared[held]
-        sources = [p for n, p in prepared.items() if n != held]
+        sources = without_classes([p for n, p in prepared.items() if n != held], lcfg.unseen_classes)
         source_classes = {c for p in sources for c in p.classes}
         shared = [c for c in target.classes if c in source_classes]
+        unseen = [c for c in target.classes if c not in source_classes]
         fold_dir = folder.path / "folds" / held
         fold_dir.mkdir(parents=True, exist_ok=True)
         pool_path = fold_dir / "pool.npz"
@@ -213,15 +283,21 @@ def run_lodo(cfg: ExperimentConfig, folder: RunFolder) -> dict:
             save_npz(pool(sources, name=f"without-{held}"), pool_path)
         budgets = {b.label: b.sample(target.train, seed=budget_seed(cfg)) for b in budgets_spec}
         folder.results.setdefault("folds", {})[held] = {"sources": [p.name for p in sources], "shared_classes": shared,
+                                                        "unseen_classes": unseen,
                                                         "budget_windows": {k: len(v) for k, v in budgets.items()}}
         jobs = variants + ([(CLASSICAL, None)] if lcfg.classical else [])
+        jobs += [(TEXT_ZERO_SHOT, "text")] if lcfg.text_zero_shot.enabled else []
         for label, vcfg in jobs:
             if folder.done(held, label):
                 continue
             if vcfg is None:
-                rows = classical_fold(cfg, held, sources, target, shared, budgets)
+                rows = classical_fold(cfg, held, sources, target, shared, budgets, unseen)
+            elif vcfg == "text":
+                from fedhar.transfer.text_lodo import text_zero_shot_rows
+
+                rows = text_zero_shot_rows(cfg, held, target, shared, unseen)
             else:
-                rows = neural_fold(cfg, label, vcfg, held, target, shared, budgets, pool_path, fold_dir)
+                rows = neural_fold(cfg, label, vcfg, held, target, shared, budgets, pool_path, fold_dir, unseen)
             finish_cell(folder, held, label, rows)
     return complete(folder)
 

@@ -65,15 +65,15 @@ def lodo_markdown(results: dict) -> str:
             lines.append(f"{how}. Labelled windows per budget: "
                          + ", ".join(f"{b} {n}" for b, n in fold["budget_windows"].items()) + ".")
         lines.append("")
-        zero = {r["variant"]: r for r in mine if r["budget"] == "zero-shot"}
-        keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in mine if r["mode"] != "none"))
+        zcols = zero_budgets(mine)
+        zero = {(r["variant"], r["budget"]): r for r in mine if r["mode"] == "none"}
+        keys = series_keys(mine)
         cells = {(r["variant"], r["mode"], r["budget"]): r for r in mine}
         best = {b: max((r["macro_f1"] for r in mine if r["budget"] == b and r["macro_f1"] is not None), default=None)
                 for b in budgets}
-        cols = [b for b in budgets if b != "zero-shot"]
-        has_zero = bool(zero)
-        lines.append("| model | adapts | " + ("zero-shot | " if has_zero else "") + " | ".join(cols) + " |")
-        lines.append("|---|---|" + "---|" * (len(cols) + has_zero))
+        cols = [b for b in budgets if b not in zcols]
+        lines.append("| model | adapts | " + "".join(f"{z} | " for z in zcols) + " | ".join(cols) + " |")
+        lines.append("|---|---|" + "---|" * (len(cols) + len(zcols)))
 
         def cell(r: dict | None, b: str) -> str:
             if r is None:
@@ -84,9 +84,13 @@ def lodo_markdown(results: dict) -> str:
             return f"**{text}**" if best.get(b) is not None and np.isclose(r["macro_f1"], best[b]) else text
 
         for variant, mode in keys:
-            z = zero.get(variant)
-            lines.append(f"| {variant} | {mode} | " + (f"{cell(z, 'zero-shot')} | " if has_zero else "")
+            lines.append(f"| {variant} | {mode} | " + "".join(f"{cell(zero.get((variant, z)), z)} | " for z in zcols)
                          + " | ".join(cell(cells.get((variant, mode, b)), b) for b in cols) + " |")
+        unseen = [r for r in mine if r.get("unseen_recall") is not None]
+        if unseen:
+            lines += ["", f"Unseen classes ({', '.join(unseen[0]['unseen_classes'])}), zero-shot by name: share of their "
+                      f"windows recognised (chance {unseen[0]['chance']:.3f}): "
+                      + "; ".join(f"{r['variant']} {r['unseen_recall']:.3f}" for r in unseen) + "."]
         lines.append("")
         lines.append("Highest per budget (one seed, no test): " + "; ".join(f"{b}: {_best_series(mine, b)}" for b in budgets) + ".")
         lines.append("")
@@ -94,6 +98,14 @@ def lodo_markdown(results: dict) -> str:
     if len(helds) > 1:
         lines += _mean_table(rows, helds)
     fed = [r for r in rows if r["budget"] == "zero-shot" and "federated_seconds" in r]
+    cost = [r for r in rows if r["budget"] == "zero-shot" and r.get("trainable_params") is not None]
+    if cost:
+        lines += ["## Cost per model", "", "| held out | model | trainable parameters | tokens per window | seconds (federated) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['held_out']} | {r['variant']} | {r['trainable_params']:,} | "
+                  f"{'' if r.get('tokens_per_window') is None else format(r['tokens_per_window'], '.1f')} | "
+                  f"{r.get('federated_seconds', r.get('seconds', 0)):.0f} |" for r in cost]
+        lines.append("")
     if fed:
         lines += ["## Federated training", "", "| held out | model | in-domain macro-F1 | seconds | update bytes |",
                   "|---|---|---|---|---|"]
@@ -103,6 +115,20 @@ def lodo_markdown(results: dict) -> str:
     if "seconds" in results:
         lines.append(f"Total time: {results['seconds'] / 60:.1f} min.")
     return "\n".join(lines) + "\n"
+
+
+def zero_budgets(rows: list[dict]) -> list[str]:
+    """Budgets whose rows involve no target labels (mode ``none``): zero-shot, and zero-shot over
+    all classes where the held-out dataset has classes no training dataset has."""
+    return list(dict.fromkeys(r["budget"] for r in rows if r["mode"] == "none"))
+
+
+def series_keys(rows: list[dict]) -> list[tuple[str, str]]:
+    """``(variant, mode)`` of every table row: adapted modes, and ``none`` for a variant that has
+    only zero-shot rows (readings as text)."""
+    adapted = list(dict.fromkeys((r["variant"], r["mode"]) for r in rows if r["mode"] != "none"))
+    have = {v for v, _ in adapted}
+    return adapted + list(dict.fromkeys((r["variant"], "none") for r in rows if r["variant"] not in have))
 
 
 def _best_series(rows: list[dict], budget: str) -> str:
@@ -115,9 +141,10 @@ def _mean_table(rows: list[dict], helds: list[str]) -> list[str]:
     """Macro-F1 averaged over the held-out datasets (only where every one has the cell; n/a where
     one of them has no score, e.g. zero-shot without shared classes)."""
     budgets = list(dict.fromkeys(r["budget"] for r in rows))
-    keys = list(dict.fromkeys((r["variant"], r["mode"]) for r in rows if r["mode"] != "none"))
+    zcols = zero_budgets(rows)
+    keys = series_keys(rows)
     f1 = {(r["held_out"], r["variant"], r["mode"], r["budget"]): r["macro_f1"] for r in rows}
-    zero = {(r["held_out"], r["variant"]): r["macro_f1"] for r in rows if r["budget"] == "zero-shot"}
+    zero = {(r["held_out"], r["variant"], r["budget"]): r["macro_f1"] for r in rows if r["mode"] == "none"}
 
     missing = object()  # a cell a held-out dataset lacks (None: it has the cell, with no score)
 
@@ -126,15 +153,10 @@ def _mean_table(rows: list[dict], helds: list[str]) -> list[str]:
             return None
         return NA if any(v is None for v in vals) else float(np.mean(vals))
 
-    table = {}
-    for variant, mode in keys:
-        table[(variant, mode)] = [mean([zero.get((h, variant), missing) for h in helds])] + [
-            mean([f1.get((h, variant, mode, b), missing) for h in helds]) for b in budgets if b != "zero-shot"]
-    cols = [b for b in budgets if b != "zero-shot"]
-    if not zero:  # no zero-shot evaluation in this protocol
-        table = {k: v[1:] for k, v in table.items()}
-    else:
-        cols = ["zero-shot"] + cols
+    cols = zcols + [b for b in budgets if b not in zcols]
+    table = {(variant, mode): [mean([(zero if b in zcols else f1).get((h, variant, b) if b in zcols else (h, variant, mode, b),
+                                                                     missing) for h in helds]) for b in cols]
+             for variant, mode in keys}
     best = [max((v[i] for v in table.values() if isinstance(v[i], float)), default=None) for i in range(len(cols))]
     lines = [f"## Mean macro-F1 over the held-out datasets ({', '.join(helds)})", "",
              "| model | adapts | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
