@@ -106,7 +106,8 @@ def balanced_budget_k(ds: WindowDataset, fraction: float) -> int:
 
 
 def label_budget(
-    ds: WindowDataset, k_per_class: int | None = None, fraction: float | None = None, seed: int = 0
+    ds: WindowDataset, k_per_class: int | None = None, fraction: float | None = None, seed: int = 0,
+    short: str = "error", where: str = "data.label_budget_k",
 ) -> WindowDataset:
     """Keep a labelled budget of ``ds``: exactly ``k_per_class`` windows per class, or a fraction.
 
@@ -116,7 +117,9 @@ def label_budget(
     Parameters
     ----------
     k_per_class : int, optional
-        Windows per class; a present class with fewer raises :class:`DataError`.
+        Windows per class; a present class with fewer raises :class:`DataError` naming ``where``,
+        or with ``short="all"`` keeps all of its windows (a study that must run every budget on
+        a capped dataset; it records the windows it got).
     fraction : float, optional
         Share of each class (rounded, at least one window per present class).
     """
@@ -133,12 +136,12 @@ def label_budget(
         if len(idx) == 0:
             continue
         if k_per_class is not None:
-            if len(idx) < k_per_class:
+            if len(idx) < k_per_class and short != "all":
                 raise DataError(
                     f"dataset `{ds.name}`: class `{name}` has {len(idx)} windows, fewer than the "
-                    f"{k_per_class} asked for per class; lower `data.label_budget_k`."
+                    f"{k_per_class} asked for per class; lower `{where}`."
                 )
-            n = k_per_class
+            n = min(k_per_class, len(idx))
         else:
             n = max(1, int(np.floor(fraction * len(idx) + 0.5)))  # round half up
         keep.append(rng.choice(idx, size=n, replace=False))

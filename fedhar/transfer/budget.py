@@ -17,10 +17,12 @@ class Budget:
     fraction: float | None = None
 
     def sample(self, ds: WindowDataset, seed: int = 0) -> WindowDataset:
-        """The labelled windows of ``ds`` this budget allows (reproducible for a seed)."""
+        """The labelled windows of ``ds`` this budget allows (reproducible for a seed). A class
+        with fewer than k windows (a dataset capped by ``lodo.max_windows``) gives all it has; the
+        study records the windows each budget got."""
         if self.fraction == 1.0:
             return ds
-        return label_budget(ds, self.k_per_class, self.fraction, seed)
+        return label_budget(ds, self.k_per_class, self.fraction, seed, short="all", where="lodo.budgets")
 
 
 def parse_budget(spec: object, where: str = "budget") -> Budget:
