@@ -33,11 +33,6 @@ def test_bad_budgets_are_named():
             parse_budget(bad, "lodo.budgets")
 
 
-def test_k_larger_than_a_class_raises(synthetic):
-    with pytest.raises(DataError, match="fewer than the 20 asked"):
-        parse_budget("k20").sample(synthetic)
-
-
 def test_adaptation_runs_at_least_min_steps_and_at_most_max_steps():
     base = TrainConfig()
     tiny = adapt_train_config(base, AdaptConfig(epochs=2, min_steps=30, batch_size=32), ["head"], n=6)
