@@ -122,7 +122,7 @@ class PromptConfig:
     """A text prefix before the sensor tokens, embedded with the frozen LLM's own token embeddings."""
 
     enabled: bool = field(default=False, metadata={"help": "Put the prompt prefix before the sensor tokens (needs an LLM backbone)."})
-    template: str = field(default="Sensor data: {channels} at {rate_hz:g} Hz.", metadata={"help": "Text before the sensor tokens; fields {channels}, {sensors}, {rate_hz}, {seconds}, {units}, {stats}, and any key of `fields`."})
+    template: str = field(default="Sensor data, {channels} at {rate_hz:g} Hz.", metadata={"help": "Text before the sensor tokens; fields {channels}, {sensors}, {rate_hz}, {seconds}, {units}, {stats}, and any key of `fields`."})
     fields: dict[str, str] = field(default_factory=dict, metadata={"help": "Extra template fields known for the data, e.g. {dataset: UCI-HAR, device: phone, placement: waist}."})
     stats: bool = field(default=False, metadata={"help": "Fill {stats} per window with summary statistics in words and numbers (mean and std of |acc|, dominant frequency, mean |gyro|); appended when the template has no {stats}."})
     rate_hz: float | None = field(default=None, metadata={"help": "Sampling rate the windows have (for {rate_hz} and the dominant frequency); null: taken from the data."})

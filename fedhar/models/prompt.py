@@ -150,7 +150,7 @@ class PromptText:
             raise ModelError(f"prompt: {len(units)} units for {len(channels)} channels.")
         if not cfg.template.strip() and not cfg.stats:
             raise ConfigError("`model.prompt.template` is empty; write what is known about the windows, e.g. "
-                              "`Sensor data: {channels} at {rate_hz:g} Hz.`")
+                              "`Sensor data, {channels} at {rate_hz:g} Hz.`")
         used = template_fields(cfg.template, (*BUILTIN_FIELDS, *map(str, cfg.fields)))
         if "stats" in used and not cfg.stats:
             raise ConfigError("`model.prompt.template` uses `{stats}` but `model.prompt.stats` is false; set it to "
