@@ -95,10 +95,20 @@ def run_in_folder(cfg: ExperimentConfig, folder: RunFolder, engine: str = "simul
         folder.results.update(json.loads((run_dir / RunFolder.RESULTS).read_text()))
     if not folder.results.get("rounds") or not folder.results.get("complete"):
         raise FederationError(f"the federated run stopped before its last round; resume it with --resume {run_dir}.")
+    never_aggregated(folder.results["rounds"])
     results = folder.complete()
     print("\n" + format_table(results))
     print(f"\nrun folder: {run_dir}  (results.json, metrics.csv, model/, rounds.png, bytes.png, confusion_matrix.png)")
     return results
+
+
+def never_aggregated(rounds: list[dict]) -> None:
+    """A federation in which every round left the global model unchanged (every reply failed) is
+    a failed run, not a finished one: its model is the initial one."""
+    if rounds and all(not r.get("clients") for r in rounds):
+        reasons = [why for r in rounds for why in r.get("failure_reasons") or []]
+        raise FederationError(f"no round of the federation aggregated a valid update, so the global model never "
+                              f"changed; first failure: {reasons[0] if reasons else 'no client replied'}")
 
 
 def _simulation_engine(cfg: ExperimentConfig, run_dir: Path, num_clients: int, resume: bool) -> None:

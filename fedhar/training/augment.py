@@ -42,11 +42,14 @@ def random_rotations(n: int, max_degrees: float, rng: np.random.Generator) -> np
 
 
 def rotate(x: torch.Tensor, groups: Sequence[Sequence[int]], rot: torch.Tensor) -> torch.Tensor:
-    """``x`` ``[B, C, T]`` with each triad in ``groups`` turned by its window's matrix ``rot[b]``."""
+    """``x`` ``[B, C, T]`` with each triad in ``groups`` turned by its window's matrix ``rot[b]``;
+    in ``x``'s own precision even inside a bf16 autocast region (the training loop's), where the
+    product would otherwise come back in bf16."""
     out = x.clone()
-    for idx in groups:
-        i = torch.as_tensor(list(idx))
-        out[:, i] = torch.einsum("bij,bjt->bit", rot.to(x.dtype), x[:, i])
+    with torch.autocast(x.device.type, enabled=False):
+        for idx in groups:
+            i = torch.as_tensor(list(idx))
+            out[:, i] = torch.einsum("bij,bjt->bit", rot.to(x.dtype), x[:, i])
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fedhar.exceptions import ConfigError
-from fedhar.training.augment import RotationAugment, build_augment, random_rotations, rotation_groups
+from fedhar.training.augment import RotationAugment, build_augment, random_rotations, rotate, rotation_groups
 from fedhar.training.config import AugmentConfig, TrainConfig
 
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
@@ -89,3 +89,15 @@ def test_training_loop_rotates_batches_and_skips_the_feature_cache():
     assert not seen  # head only, no augmentation: the feature cache, no forward per batch
     run(True)
     assert len(seen) == 2 and not torch.allclose(seen[0], torch.from_numpy(X[:16]))
+
+
+def test_rotation_inside_bf16_autocast_keeps_the_batch_in_fp32():
+    """The training loop runs the batch under bf16 autocast; the rotated batch must stay fp32 and
+    match the fp32 rotation (a bf16 product could not be written back into the fp32 batch)."""
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.standard_normal((4, 6, 10)).astype(np.float32))
+    rot = torch.from_numpy(random_rotations(4, 180.0, rng)).float()
+    plain = rotate(x, rotation_groups(CHANNELS), rot)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = rotate(x, rotation_groups(CHANNELS), rot)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)
