@@ -13,12 +13,12 @@ def test_load_smoke_and_override(tmp_path):
 
 
 @pytest.mark.parametrize("tree, match", [
-    ({"trian": {}}, r"Unknown key `trian`.*Valid keys: continual, couplings, data, distill, federated, lodo, loggers, model, name, personalization, pretrain, seed, seeds, smarthome, stats, sweep, train"),
+    ({"trian": {}}, r"Unknown key `trian`.*Valid keys: continual, couplings, data, distill, federated, lodo, loggers, model, name, personalization, pretrain, robustness, seed, seeds, smarthome, stats, sweep, train"),
     ({"train": {"epochs": "many"}}, r"`train.epochs` must be an integer; got 'many'"),
     ({"train": {"epochs": 0}}, r"`train.epochs` must be positive"),
     ({"model": {"backbone": {"lora": {"rank": 4}}}}, r"Unknown key `model.backbone.lora.rank`"),
     ({"model": {"head": {"pooling": "max"}}}, r"x.yaml: `model.head.pooling` must be one of 'mean', 'last'; got 'max'"),
-    ({"federated": {"strategy": {"name": "fedfoo"}}}, r"`federated.strategy.name` must be one of 'fedavg', .*'fedavgm'; got 'fedfoo'"),
+    ({"federated": {"strategy": {"name": "fedfoo"}}}, r"`federated.strategy.name` must be one of 'fedavg', .*'fedavgm', .*; got 'fedfoo'"),
     # choice fields are Literal types: the error names the key and lists the choices
     ({"train": {"schedule": "linear"}}, r"`train.schedule` must be one of 'cosine', 'constant'; got 'linear'"),
     ({"train": {"precision": "fp16"}}, r"`train.precision` must be one of 'bf16', 'fp32'; got 'fp16'"),

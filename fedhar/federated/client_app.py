@@ -3,6 +3,10 @@
 Thin by design: unpack the Message, call :mod:`fedhar.federated.task`, pack the reply. Only
 the trainable state (frontend + LoRA + head + normaliser) travels; the frozen backbone is
 built once per worker process by :func:`~fedhar.federated.task.get_task`.
+
+Differential privacy on the client (``federated.privacy.mode`` ``central_client``: Flower's
+clipping mods; ``local``: ``LocalDpMod``) runs as a mod around the train handler
+(:func:`privacy_mod`), chosen from the config the message carries.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from flwr.clientapp import ClientApp
 
 from fedhar.config import ExperimentConfig, build_config, config_to_dict
 from fedhar.exceptions import FederationError
+from fedhar.federated.privacy import client_mod
 from fedhar.federated.task import FederatedTask, get_task
 from fedhar.quiet import install_known_filters
 
@@ -49,7 +54,15 @@ def _context(msg: Message, context: Context) -> tuple[FederatedTask, int]:
     return task, pid
 
 
-@app.train()
+def privacy_mod(msg: Message, context: Context, call_next) -> Message:
+    """Flower's client-side DP mod for the message's ``federated.privacy`` (none: pass through). It
+    clips (and, under local DP, noises) the reply the train handler built, as Flower's mods do."""
+    text = msg.content.config_records.get("config", ConfigRecord()).get(CONFIG_KEY)
+    mod = client_mod(_config(str(text)).federated.privacy) if text is not None else None
+    return mod(msg, context, call_next) if mod is not None else call_next(msg, context)
+
+
+@app.train(mods=[privacy_mod])
 def train(msg: Message, context: Context) -> Message:
     task, pid = _context(msg, context)
     config = msg.content["config"]
@@ -57,6 +70,8 @@ def train(msg: Message, context: Context) -> Message:
     new_state, metrics, n = task.train_client(
         state, pid, int(config["server-round"]), float(config.get("proximal-mu", 0.0))
     )
+    if set(new_state) == set(state):  # in the server's key order: Flower's DP mods compare the key lists
+        new_state = {k: new_state[k] for k in state}
     reply = RecordDict({
         "arrays": ArrayRecord(new_state),
         "metrics": MetricRecord({**metrics, "num-examples": n, "partition-id": pid}),

@@ -9,7 +9,11 @@ from fedhar.data.config import DataConfig
 from fedhar.exceptions import ConfigError
 from fedhar.models.config import Part
 
-StrategyName = Literal["fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm"]
+StrategyName = Literal["fedavg", "fedprox", "fedadam", "fedyogi", "fedavgm", "fedmedian", "fedtrimmedavg", "krum",
+                       "multikrum", "bulyan"]
+ROBUST_STRATEGIES = ("fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan")
+PrivacyMode = Literal["none", "central_server", "central_client", "local"]
+AttackKind = Literal["none", "label_flip", "sign_flip", "gaussian", "free_rider"]
 Partition = Literal["subject", "device", "dataset", "dataset_subject", "iid", "dirichlet"]
 
 
@@ -24,6 +28,92 @@ class StrategyConfig:
     beta_1: float = field(default=0.9, metadata={"help": "FedAdam/FedYogi first-moment decay."})
     beta_2: float = field(default=0.99, metadata={"help": "FedAdam/FedYogi second-moment decay."})
     tau: float = field(default=1e-3, metadata={"help": "FedAdam/FedYogi adaptivity (epsilon)."})
+    trim_beta: float = field(default=0.2, metadata={"help": "FedTrimmedAvg: fraction cut from each end per coordinate, in [0, 0.5)."})
+    num_malicious: int = field(default=0, metadata={"help": "Krum/MultiKrum/Bulyan: attackers f the rule must tolerate (Bulyan needs at least 4f+3 replies)."})
+    num_to_select: int = field(default=0, metadata={"help": "MultiKrum: updates averaged after scoring (0: replies minus num_malicious)."})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.trim_beta < 0.5:
+            raise ConfigError(f"`federated.strategy.trim_beta` must be in [0, 0.5); got {self.trim_beta}.")
+        for key in ("num_malicious", "num_to_select"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"`federated.strategy.{key}` must be 0 or more; got {getattr(self, key)}.")
+
+
+@dataclass
+class PrivacyConfig:
+    """Differential privacy with Flower's own wrappers and RDP accountant (``flwr[dp]``).
+
+    ``central_server``: the server clips each update and adds Gaussian noise to the mean
+    (``DifferentialPrivacyServerSideFixedClipping`` / ``...AdaptiveClipping``); ``central_client``:
+    clients clip (``fixedclipping_mod`` / ``adaptiveclipping_mod``), the server adds the noise;
+    ``local``: each client adds its own noise (``LocalDpMod``) and the server sees only noisy updates.
+    """
+
+    mode: PrivacyMode = field(default="none", metadata={"help": f"One of {', '.join(get_args(PrivacyMode))}."})
+    noise_multiplier: float | None = field(default=None, metadata={"help": "Central DP: noise std over the clipping norm. Leave empty with `target_epsilon` to calibrate it for the run's rounds."})
+    target_epsilon: float | None = field(default=None, metadata={"help": "Central DP with fixed clipping: the epsilon the whole run may spend; the noise multiplier is calibrated from it, the rounds and `delta`."})
+    clipping: Literal["fixed", "adaptive"] = field(default="fixed", metadata={"help": "fixed (a set clipping norm; the accountant reports epsilon) or adaptive (the norm tracks a quantile of update norms; no accountant)."})
+    clipping_norm: float = field(default=1.0, metadata={"help": "L2 norm every client update (difference to the global state) is clipped to; the initial norm when adaptive."})
+    target_clipped_quantile: float = field(default=0.5, metadata={"help": "Adaptive clipping: share of updates meant to fall under the norm."})
+    clip_norm_lr: float = field(default=0.2, metadata={"help": "Adaptive clipping: learning rate of the norm."})
+    delta: float = field(default=1e-5, metadata={"help": "Delta of the (epsilon, delta) guarantee."})
+    max_epsilon: float | None = field(default=None, metadata={"help": "Stop the run cleanly, results and checkpoint written, before a round would spend more than this epsilon."})
+    local_epsilon: float = field(default=10.0, metadata={"help": "Local DP: epsilon of each client's release per round (LocalDpMod)."})
+    local_sensitivity: float = field(default=1.0, metadata={"help": "Local DP: sensitivity of the clipped update (LocalDpMod)."})
+
+    def __post_init__(self) -> None:
+        if self.mode == "none":
+            return
+        for key in ("clipping_norm", "delta", "local_epsilon", "local_sensitivity", "clip_norm_lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"`federated.privacy.{key}` must be positive; got {getattr(self, key)}.")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"`federated.privacy.delta` must be in (0, 1); got {self.delta}.")
+        if self.mode != "local":
+            if self.noise_multiplier is None and self.target_epsilon is None:
+                raise ConfigError(f"`federated.privacy.mode: {self.mode}` needs `noise_multiplier` or `target_epsilon`.")
+            if self.noise_multiplier is not None and self.target_epsilon is not None:
+                raise ConfigError("`federated.privacy`: give `noise_multiplier` or `target_epsilon`, not both.")
+            if self.noise_multiplier is not None and self.noise_multiplier < 0:
+                raise ConfigError(f"`federated.privacy.noise_multiplier` must be 0 or more; got {self.noise_multiplier}.")
+            if self.clipping == "adaptive" and (self.target_epsilon is not None or self.max_epsilon is not None):
+                raise ConfigError("`federated.privacy.clipping: adaptive` has no accountant in Flower; `target_epsilon` "
+                                  "and `max_epsilon` need `clipping: fixed`.")
+        for key in ("target_epsilon", "max_epsilon"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError(f"`federated.privacy.{key}` must be positive; got {getattr(self, key)}.")
+
+
+@dataclass
+class AttackConfig:
+    """Byzantine clients for robustness studies: a fraction of clients, drawn from the run seed,
+    that attack in the given rounds. Each round's attackers are recorded in the results."""
+
+    kind: AttackKind = field(default="none", metadata={"help": "label_flip (train on permuted labels), sign_flip (send global - scale x update), gaussian (send global + N(0, scale^2) noise), free_rider (send the global state back)."})
+    fraction: float = field(default=0.0, metadata={"help": "Share of clients that attack, in [0, 1)."})
+    scale: float = field(default=10.0, metadata={"help": "sign_flip: update multiplier; gaussian: noise std."})
+    rounds: list[int] = field(default_factory=list, metadata={"help": "Rounds in which they attack (empty: all)."})
+    resample: bool = field(default=False, metadata={"help": "Draw the attackers anew each round (default: the same clients throughout)."})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.fraction < 1:
+            raise ConfigError(f"`federated.attack.fraction` must be in [0, 1); got {self.fraction}.")
+        if self.kind != "none" and self.fraction == 0:
+            raise ConfigError(f"`federated.attack.kind: {self.kind}` needs a positive `federated.attack.fraction`.")
+        if self.scale <= 0:
+            raise ConfigError(f"`federated.attack.scale` must be positive; got {self.scale}.")
+
+
+@dataclass
+class SecAggConfig:
+    """Flower's SecAgg+ (``SecAggPlusWorkflow`` + ``secaggplus_mod``): the server sees only the sum."""
+
+    num_shares: float = field(default=1.0, metadata={"help": "Shares each client's secret is split into: a count, or a fraction (<= 1) of the clients."})
+    reconstruction_threshold: float = field(default=0.67, metadata={"help": "Shares needed to rebuild a dropped client's mask: a count, or a fraction (<= 1) of num_shares."})
+    clipping_range: float = field(default=8.0, metadata={"help": "Update values are clipped to +-this before quantisation."})
+    quantization_range: int = field(default=4194304, metadata={"help": "Quantisation levels over the clipping range (finer: smaller error)."})
+    max_weight: float = field(default=10000.0, metadata={"help": "Largest client weight (num-examples) the sum can carry."})
 
 
 @dataclass
@@ -72,6 +162,7 @@ class FederatedConfig:
     task: str = field(default="default", metadata={"help": "What clients compute: default, or a task another package registers in the `fedhar.tasks` entry points (continual)."})
     partition: Partition = field(default="subject", metadata={"help": f"Client = one natural unit or a synthetic split: {', '.join(get_args(Partition))}."})
     num_clients: int | None = field(default=None, metadata={"help": "Clients for iid/dirichlet partitions (natural partitions: one per unit)."})
+    split_units: bool = field(default=False, metadata={"help": "Natural partitions with `num_clients` above the number of units: cut each unit's windows, in recording order, into consecutive shards (shares proportional to its size), so every client still holds one person's data."})
     dirichlet_alpha: float = field(default=0.5, metadata={"help": "Label-skew concentration for `dirichlet`."})
     local_epochs: int = field(default=1, metadata={"help": "Local epochs per round on each client."})
     local_test_fraction: float = field(default=0.2, metadata={"help": "Share of each client's windows kept for federated evaluation."})
@@ -88,6 +179,10 @@ class FederatedConfig:
     state_dir: str | None = field(default=None, metadata={"help": "Where clients keep their personal parts (default: <run>/clients)."})
     local_split: Literal["random", "chronological"] = field(default="random", metadata={"help": "How a client holds out its local test windows: random, or chronological (its last days, by the `day` column of event data)."})
     distill: ServerDistillConfig = field(default_factory=ServerDistillConfig, metadata={"help": "FedDF server-side distillation."})
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig, metadata={"help": "Differential privacy (central with server- or client-side clipping, or local) and its accountant."})
+    attack: AttackConfig = field(default_factory=AttackConfig, metadata={"help": "Byzantine clients, for robustness studies."})
+    secure_aggregation: Literal["none", "secaggplus"] = field(default="none", metadata={"help": "secaggplus: Flower's SecAgg+ workflow, so the server sees only the sum of the updates (Flower's legacy workflow path)."})
+    secagg: SecAggConfig = field(default_factory=SecAggConfig, metadata={"help": "SecAgg+ parameters."})
 
     def __post_init__(self) -> None:
         if self.rounds <= 0:
@@ -99,3 +194,62 @@ class FederatedConfig:
             raise ConfigError(f"`federated.local_test_fraction` must be in [0, 1); got {self.local_test_fraction}.")
         if self.partition in ("iid", "dirichlet") and not self.num_clients:
             raise ConfigError(f"`federated.num_clients` is required for the `{self.partition}` partition.")
+        # Combinations `federated.privacy` cannot give its guarantee with, refused with the reason
+        # (privacy with SecAgg+ is refused by fedhar.federated.secagg.check_secagg before a run starts).
+        p = self.privacy
+        if p.mode == "local":
+            for key in ("noise_multiplier", "target_epsilon", "max_epsilon"):
+                if getattr(p, key) is not None:
+                    raise ConfigError(f"`federated.privacy.{key}` applies to the central modes; `mode: local` noises on "
+                                      "each client with `local_epsilon` / `local_sensitivity`, and no accountant composes "
+                                      "local releases over rounds.")
+            if p.clipping == "adaptive":
+                raise ConfigError("`federated.privacy.clipping: adaptive` applies to the central modes; LocalDpMod "
+                                  "clips every update to the fixed `clipping_norm`.")
+        if p.mode in ("central_server", "central_client"):
+            if self.strategy.name not in ("fedavg", "fedprox"):
+                raise ConfigError(f"`federated.strategy.name: {self.strategy.name}` cannot run with `federated.privacy."
+                                  f"mode: {p.mode}`: Flower's DP wrappers add the noise to what the inner strategy "
+                                  "returns, which is the Gaussian mechanism (and what Flower's accountant requires: "
+                                  "FedAvg's unmodified aggregate_train) only for the plain mean of the clipped updates; "
+                                  "use fedavg or fedprox (server optimisers and robust rules transform the mean first).")
+            accounted = p.clipping == "fixed" and (p.target_epsilon is not None or (p.noise_multiplier or 0) > 0)
+            if p.max_epsilon is not None and not accounted:
+                raise ConfigError("`federated.privacy.max_epsilon` needs a positive `noise_multiplier` (or "
+                                  "`target_epsilon`): Flower's accountant counts only noised releases.")
+            if self.distill.enabled and self.distill.source == "ensemble":
+                raise ConfigError(f"`federated.distill.source: ensemble` cannot run with `federated.privacy.mode: "
+                                  f"{p.mode}`: the server would distil from each client's un-noised model; "
+                                  "`source: teacher` (post-processing of the private global model) can.")
+
+
+@dataclass
+class RobustnessConfig:
+    """The ``robustness:`` section of ``fedhar study robustness``: final macro-F1 of federated runs
+    against the fraction of attackers, per aggregation rule and attack, and against the privacy
+    budget epsilon, each point one run per seed of ``seeds``."""
+
+    aggregators: list[dict] = field(default_factory=lambda: [{"label": "FedAvg", "set": {"federated.strategy.name": "fedavg"}}],
+                                    metadata={"help": "Aggregation rules compared: {label, set: {dotted key: value}} (e.g. {label: Krum, set: {federated.strategy.name: krum, federated.strategy.num_malicious: 4}})."})
+    attacks: list[AttackKind] = field(default_factory=lambda: ["sign_flip"], metadata={"help": "Attacks, each swept over `fractions` (with `federated.attack.scale`, `rounds`)."})
+    fractions: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3], metadata={"help": "Shares of attacking clients; 0 is the clean run of each rule, run once and shared by every attack."})
+    epsilons: list[float | None] = field(default_factory=list, metadata={"help": "Privacy panel: target epsilon of the whole run (null: no privacy); empty: no privacy panel."})
+    privacy_set: dict = field(default_factory=lambda: {"federated.privacy.mode": "central_server"},
+                              metadata={"help": "Config changes of the privacy panel (e.g. more clients: federated.num_clients, federated.split_units); each point adds `federated.privacy.target_epsilon`."})
+    privacy_label: str = field(default="FedAvg + central DP", metadata={"help": "Name of the privacy panel's rows."})
+
+    def __post_init__(self) -> None:
+        for i, v in enumerate(self.aggregators):
+            if not isinstance(v, dict) or not v.get("label") or not isinstance(v.get("set", {}), dict) or set(v) - {"label", "set"}:
+                raise ConfigError(f"`robustness.aggregators[{i}]` must be {{label: ..., set: {{key: value}}}}; got {v!r}.")
+        labels = [v["label"] for v in self.aggregators]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"`robustness.aggregators` need distinct labels; got {labels}.")
+        if "none" in self.attacks:
+            raise ConfigError("`robustness.attacks` lists attacks; the clean run is the fraction 0.")
+        for f in self.fractions:
+            if not 0 <= f < 1:
+                raise ConfigError(f"`robustness.fractions` must be in [0, 1); got {f}.")
+        for e in self.epsilons:
+            if e is not None and e <= 0:
+                raise ConfigError(f"`robustness.epsilons` must be positive (or null for no privacy); got {e}.")

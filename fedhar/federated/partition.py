@@ -43,8 +43,10 @@ def partition_indices(ds: WindowDataset, cfg: FederatedConfig, seed: int = 0) ->
             group = {u: f"{i % cfg.num_clients:06d}" for i, u in enumerate(uniq)}
             units = np.array([group[u] for u in units])
         elif cfg.num_clients and cfg.num_clients > len(uniq):
-            raise ConfigError(f"`federated.num_clients` is {cfg.num_clients} but the data has only {len(uniq)} "
-                              f"{cfg.partition} units.")
+            if not cfg.split_units:
+                raise ConfigError(f"`federated.num_clients` is {cfg.num_clients} but the data has only {len(uniq)} "
+                                  f"{cfg.partition} units; set `federated.split_units: true` to cut units into shards.")
+            units = split_units(units, cfg.num_clients)
         # NaturalIdPartitioner numbers units in order of appearance; sort rows by unit so client i
         # is always the i-th unit in sorted order, independent of file order.
         order = np.argsort(units, kind="stable")
@@ -63,6 +65,35 @@ def partition_indices(ds: WindowDataset, cfg: FederatedConfig, seed: int = 0) ->
     if any(len(p) == 0 for p in parts):
         raise DataError(f"Partition `{cfg.partition}` produced an empty client; use fewer clients or a larger alpha.")
     return parts
+
+
+def shard_counts(sizes: np.ndarray, clients: int) -> np.ndarray:
+    """Shards per unit: ``clients`` shared in proportion to unit sizes (largest remainder), at least
+    one each and never more than a unit has windows."""
+    if clients > sizes.sum():
+        raise ConfigError(f"`federated.num_clients` is {clients} but the data has only {int(sizes.sum())} windows.")
+    quota = sizes / sizes.sum() * clients
+    counts = np.clip(np.floor(quota).astype(int), 1, sizes)
+    while counts.sum() != clients:
+        if counts.sum() < clients:
+            room = np.where(counts < sizes, quota - counts, -np.inf)
+            counts[int(np.argmax(room))] += 1
+        else:
+            room = np.where(counts > 1, counts - quota, -np.inf)
+            counts[int(np.argmax(room))] -= 1
+    return counts
+
+
+def split_units(units: np.ndarray, clients: int) -> np.ndarray:
+    """Unit ids cut into ``clients`` shards: each unit's rows, in their order, go to consecutive
+    shards ``<unit>#<k>`` of near-equal size."""
+    uniq, sizes = np.unique(units, return_counts=True)
+    out = units.astype(object).copy()
+    for u, k in zip(uniq, shard_counts(sizes, clients)):
+        rows = np.flatnonzero(units == u)
+        for i, block in enumerate(np.array_split(rows, k)):
+            out[block] = f"{u}#{i:04d}"
+    return out.astype(str)
 
 
 def local_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fedhar.config import ExperimentConfig
 from fedhar.federated.plots import bytes_png, rounds_png
+from fedhar.federated.privacy import privacy_report, round_columns, round_values
 from fedhar.federated.strategy import min_client_warnings
 from fedhar.reporting import config_hash, confusion_matrix_png, write_json, write_metrics_csv
 from fedhar.training.central import model_info
@@ -34,6 +35,20 @@ METRICS_EXPLAINED = {
     "confusion_matrix": "the final global model's confusion matrix on the central held-out test split "
                         "(rows: true class, columns: predicted)",
 }
+ATTACK_EXPLAINED = {
+    "attackers": "federated.attack: the partition ids drawn (from the run seed) to attack in the round; a drawn "
+                 "client attacks whenever it is sampled",
+}
+PRIVACY_EXPLAINED = {
+    "epsilon": "central DP with fixed clipping: cumulative epsilon (at `delta`) spent by the end of the round, from "
+               "Flower's RDP accountant (no sampling amplification); unchanged by a skipped round",
+    "delta": "the delta of the (epsilon, delta) guarantee",
+    "clipping_norm": "central DP: the L2 norm client updates were clipped to in the round (it moves under adaptive "
+                     "clipping)",
+    "skipped_reason": "central DP: why the round left the global model unchanged (no epsilon spent)",
+    "local_epsilon": "local DP: epsilon of each client's single release in the round (LocalDpMod); not composed over "
+                     "rounds by any accountant",
+}
 """What each metric key of a federated results.json measures (written into it as ``metrics_explained``)."""
 
 TABLE_LEGEND = ("heldout acc/F1: global model on the central held-out test split; "
@@ -52,7 +67,9 @@ def _recorded_warnings(path: Path) -> list[str]:
 
 
 def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder, final: bool,
-                            confusion: list | None = None) -> dict:
+                            confusion: list | None = None, strategy=None) -> dict:
+    """``strategy``: the running strategy, whose privacy state (epsilon spent, a budget stop) the
+    ``privacy`` section reports; without it the section holds only what the config says."""
     rounds = recorder.history()
     info = model_info(task.model)
     full_bytes = 4 * info["total_params"]  # what full-model FL of the same backbone sends per message (fp32)
@@ -60,10 +77,19 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
     total_down = sum(r.get("bytes_down", 0) for r in rounds)
     messages = sum(r.get("messages_up", 0) + r.get("messages_down", 0) for r in rounds)
     last = rounds[-1] if rounds else recorder.rows.get(0, {})
-    complete = final and bool(rounds) and rounds[-1]["round"] >= cfg.federated.rounds
+    privacy = privacy_report(cfg.federated, strategy, rounds)
+    budget_stop = bool(privacy.get("stopped_by_budget"))
+    # A budget stop is the end of the run: nothing is left that a resume could run.
+    complete = final and bool(rounds) and (rounds[-1]["round"] >= cfg.federated.rounds or budget_stop)
     run_dir = Path(run_dir)
+    stop_note = ([f"privacy budget: the run stopped after round {rounds[-1]['round'] if rounds else 0} of "
+                  f"{cfg.federated.rounds}; {privacy['stop_reason']}"] if budget_stop else [])
     warnings = list(dict.fromkeys(_recorded_warnings(run_dir / "results.json")
-                                  + min_client_warnings(cfg.federated, task.num_clients)))
+                                  + min_client_warnings(cfg.federated, task.num_clients) + stop_note))
+    attack_keys = tuple(ATTACK_EXPLAINED) if cfg.federated.attack.kind != "none" else ()
+    keys = ROUND_KEYS + round_columns(cfg.federated) + attack_keys
+    explained = (METRICS_EXPLAINED | {k: PRIVACY_EXPLAINED[k] for k in round_columns(cfg.federated)}
+                 | {k: ATTACK_EXPLAINED[k] for k in attack_keys})
     results = {
         "kind": "federated",
         "name": cfg.name,
@@ -71,15 +97,17 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         "config_hash": config_hash(cfg),
         "status": "complete" if complete else "running",
         "complete": complete,
+        "stopped_by_budget": budget_stop,
         "strategy": cfg.federated.strategy.name,
         "num_clients": task.num_clients,
         "warnings": warnings,
         "final": {"accuracy": last.get("accuracy"), "macro_f1": last.get("macro_f1"),
                   "fed_accuracy": last.get("fed_accuracy"), "fed_macro_f1": last.get("fed_macro_f1")},
         "initial": {k: recorder.rows.get(0, {}).get(k) for k in ("accuracy", "macro_f1")},
-        "metrics_explained": METRICS_EXPLAINED,
+        "metrics_explained": explained,
         "model": info,
-        "rounds": [{k: r.get(k) for k in ROUND_KEYS} | {"failure_reasons": r.get("failure_reasons", [])} for r in rounds],
+        "rounds": [_round(r, cfg, keys) | {"failure_reasons": r.get("failure_reasons", [])} for r in rounds],
+        "privacy": privacy,
         "communication": {
             "total_bytes": total_up + total_down,
             "bytes_up": total_up,
@@ -97,7 +125,7 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         results["confusion_matrix"] = {"classes": classes, "matrix": confusion}
         results["per_class_f1"] = per_class_f1(confusion, classes)
     write_json(run_dir / "results.json", results)
-    write_metrics_csv(run_dir / "metrics.csv", [{k: r.get(k) for k in ROUND_KEYS} for r in rounds])
+    write_metrics_csv(run_dir / "metrics.csv", [_csv_row(_round(r, cfg, keys)) for r in rounds])
     if rounds:
         with_initial = [recorder.rows[0], *rounds] if 0 in recorder.rows else rounds
         rounds_png(run_dir / "rounds.png", with_initial, cfg.name)
@@ -107,6 +135,16 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         confusion_matrix_png(run_dir / "confusion_matrix.png", confusion, classes,
                              f"{cfg.name} (global model): macro-F1 {results['final']['macro_f1'] or 0:.3f}")
     return results
+
+
+def _round(row: dict, cfg: ExperimentConfig, keys: tuple[str, ...]) -> dict:
+    """One round's row as results.json and metrics.csv carry it (privacy columns when private)."""
+    return {k: row.get(k) for k in keys} | round_values(cfg.federated, row)
+
+
+def _csv_row(row: dict) -> dict:
+    """A round row for metrics.csv: a list (the round's attackers) as space-separated ids."""
+    return {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()}
 
 
 def _tensorboard(run_dir: Path, cfg: ExperimentConfig, rows: list[dict]) -> None:
@@ -120,15 +158,17 @@ def _tensorboard(run_dir: Path, cfg: ExperimentConfig, rows: list[dict]) -> None
 def format_table(results: dict) -> str:
     """The per-round table printed at the end of a run, with a legend of its score columns."""
     clients_f1 = "clients' F1"
+    eps = any(r.get("epsilon") is not None for r in results["rounds"])
     head = (f"{'round':>5} {'heldout acc':>11} {'heldout F1':>10} {clients_f1:>11} {'clients':>7} {'fail':>4} "
-            f"{'MB up':>8} {'MB down':>8} {'sec':>6}")
+            f"{'MB up':>8} {'MB down':>8} {'sec':>6}" + (f" {'epsilon':>8}" if eps else ""))
     lines = [head, "-" * len(head)]
     for r in results["rounds"]:
         f = lambda v, w, p: f"{v:>{w}.{p}f}" if isinstance(v, (int, float)) else f"{'-':>{w}}"  # noqa: E731
         lines.append(f"{r['round']:>5} {f(r['accuracy'], 11, 4)} {f(r['macro_f1'], 10, 4)} {f(r['fed_macro_f1'], 11, 4)} "
                      f"{r['clients'] or 0:>7} {r['failures'] or 0:>4} {f((r['bytes_up'] or 0) / 1e6, 8, 2)} "
-                     f"{f((r['bytes_down'] or 0) / 1e6, 8, 2)} {f(r['seconds'], 6, 1)}")
-    lines.append(TABLE_LEGEND)
+                     f"{f((r['bytes_down'] or 0) / 1e6, 8, 2)} {f(r['seconds'], 6, 1)}"
+                     + (f" {f(r.get('epsilon'), 8, 3)}" if eps else ""))
+    lines.append(TABLE_LEGEND + ("; epsilon: cumulative privacy spent (RDP accountant)" if eps else ""))
     c = results["communication"]
     lines.append(f"total {c['total_bytes'] / 1e6:.2f} MB over {c['messages']} messages "
                  f"({100 * c['ratio_to_full_model']:.2f}% of full-model FL: {c['full_model_bytes_equivalent'] / 1e9:.2f} GB); "

@@ -64,6 +64,7 @@ def run_federated(cfg: ExperimentConfig, out: str | None = None, resume: str | N
     """A federated run in the new folder ``out``, or the continuation of the run folder ``resume``;
     for studies that run federations in folders of their own (the CLI goes through ``fedhar.studies``)."""
     run_checks(cfg, "simulate")
+    _check_secure_aggregation(cfg, engine)
     cfg, clients = with_supernodes(cfg, supernodes)
     path = Path(resume) if resume else run_path(out, cfg.name)
     cfg = with_state_dir(cfg, path)
@@ -84,6 +85,7 @@ def run_in_folder(cfg: ExperimentConfig, folder: RunFolder, engine: str = "simul
     run_dir, num_clients = folder.path, get_task(cfg).num_clients
     if supernodes is not None and clients_before is not None and clients_before != supernodes:
         folder.warn(repartition_warning(supernodes, clients_before))
+    _check_secure_aggregation(cfg, engine, get_task(cfg))
     log.info("%s: %d clients, %d rounds, strategy %s, engine %s -> %s", cfg.name, num_clients, cfg.federated.rounds,
              cfg.federated.strategy.name, engine, run_dir)
     try:
@@ -114,8 +116,12 @@ def never_aggregated(rounds: list[dict]) -> None:
 def _simulation_engine(cfg: ExperimentConfig, run_dir: Path, num_clients: int, resume: bool) -> None:
     from flwr.simulation import run_simulation
 
-    from fedhar.federated.client_app import app as client_app
-    from fedhar.federated.server_app import make_server_app
+    if cfg.federated.secure_aggregation == "secaggplus":  # Flower's SecAgg+ lives on its legacy workflow path
+        from fedhar.federated.secagg import client_app
+        from fedhar.federated.secagg import make_secagg_server_app as make_server_app
+    else:
+        from fedhar.federated.client_app import app as client_app
+        from fedhar.federated.server_app import make_server_app
 
     tag = f"simulate:{run_dir.resolve()}"
     _end(tagged_processes(tag), "left by an earlier session of this run")
@@ -132,6 +138,14 @@ def _simulation_engine(cfg: ExperimentConfig, run_dir: Path, num_clients: int, r
         os.environ.pop(TAG_ENV_VAR, None)
         # Ray routinely leaves its actors behind after shutdown: housekeeping, not news
         _end(tagged_processes(tag), "still running after Ray shut down", logging.DEBUG)
+
+
+def _check_secure_aggregation(cfg: ExperimentConfig, engine: str, task=None) -> None:
+    """SecAgg+'s refusals (robust rules, server-side DP, the Deployment Engine ...) before anything runs."""
+    if cfg.federated.secure_aggregation != "none":
+        from fedhar.federated.secagg import check_secagg
+
+        check_secagg(cfg, engine, task)
 
 
 def _end(pids: list[int], why: str, level: int = logging.WARNING) -> None:

@@ -5,6 +5,10 @@ Two entry points share :func:`run_server`: the module-level ``app`` for ``flwr r
 resolved once from ``context.run_config``) and :func:`make_server_app` for ``fedhar simulate``
 (config object passed in directly). Either way the clients get the config from the messages
 (:func:`~fedhar.federated.client_app.config_record`).
+
+Under central differential privacy with ``max_epsilon``, Flower refuses to configure a round that
+would pass the budget (``PrivacyBudgetExhausted``); the run then ends there like a finished one,
+its last round's checkpoint, results and model written, and results.json says why it stopped.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.exception import PrivacyBudgetExhausted
 
 from fedhar.config import ExperimentConfig, config_to_dict, derive, load_config
 from fedhar.exceptions import ConfigError, FederationError
+from fedhar.federated.attacks import attackers
 from fedhar.federated.checkpoint import load_checkpoint, save_checkpoint
 from fedhar.federated.client_app import CONFIG_KEY, config_record
+from fedhar.federated.privacy import load_privacy_state, privacy_state
 from fedhar.federated.results import write_federated_results
 from fedhar.federated.strategy import RoundRecorder, load_strategy_state, make_strategy, strategy_state
 from fedhar.federated.task import get_task, pooled_normaliser
@@ -86,6 +93,7 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
     strategy.setup(recorder, template, offset, cfg.seed, distiller, client_config=config, partitions=partitions)
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
+        load_privacy_state(strategy, ckpt.privacy_state, ckpt.round)
 
     last_confusion: dict[str, list] = {}
 
@@ -98,10 +106,13 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         row = recorder.row(rnd)
         row.update(accuracy=m["accuracy"], macro_f1=m["macro_f1"], loss=m["loss"])
         if rnd > 0:
+            if fcfg.attack.kind != "none":  # the clients draw the same ids from the run seed (attacks.attackers)
+                row["attackers"] = attackers(fcfg, cfg.seed, task.num_clients, rnd)
             recorder.finish(rnd)
             save_checkpoint(run_dir, rnd, arrays.to_torch_state_dict(), strategy_state(strategy),
-                            [recorder.rows[r] for r in sorted(recorder.rows)])
-            write_federated_results(run_dir, cfg, task, recorder, final=False, confusion=m["confusion"])
+                            [recorder.rows[r] for r in sorted(recorder.rows)], privacy_state=privacy_state(strategy))
+            write_federated_results(run_dir, cfg, task, recorder, final=False, confusion=m["confusion"],
+                                    strategy=strategy)
             log.info("round %d/%d: central acc %.4f macro-F1 %.4f | clients %d failures %d | up %.2f MB down %.2f MB | %.1fs",
                      rnd, fcfg.rounds, m["accuracy"], m["macro_f1"], row.get("clients", 0), row.get("failures", 0),
                      row.get("bytes_up", 0) / 1e6, row.get("bytes_down", 0) / 1e6, row.get("seconds", 0.0))
@@ -109,9 +120,12 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
 
     if remaining > 0:  # the strategy adds the config to each message; Flower's banner shows only this note
         banner = ConfigRecord({CONFIG_KEY: f"<{run_dir / 'config.yaml'}, added to each message>"})
-        strategy.start(grid=grid, initial_arrays=ArrayRecord(state), num_rounds=remaining,
-                       train_config=banner, evaluate_config=ConfigRecord(dict(banner)),
-                       evaluate_fn=evaluate_fn)
+        try:
+            strategy.start(grid=grid, initial_arrays=ArrayRecord(state), num_rounds=remaining,
+                           train_config=banner, evaluate_config=ConfigRecord(dict(banner)),
+                           evaluate_fn=evaluate_fn)
+        except PrivacyBudgetExhausted:  # raised before the round sent anything: the last round is saved
+            log.warning("privacy budget: %s The run ends here.", strategy.stopped_by_budget)
     else:
         log.info("%s already finished all %d rounds.", run_dir, fcfg.rounds)
     confusion = last_confusion.get("matrix")
@@ -119,7 +133,7 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
         if confusion is None:  # nothing left to run
             confusion = task.evaluate_central(last.global_state)["confusion"]
         log.info("final global model saved in %s", task.save_global_model(last.global_state, run_dir / "model"))
-    write_federated_results(run_dir, cfg, task, recorder, final=True, confusion=confusion)
+    write_federated_results(run_dir, cfg, task, recorder, final=True, confusion=confusion, strategy=strategy)
 
 
 def make_server_app(cfg: ExperimentConfig, run_dir: Path, resume: bool = False) -> ServerApp:

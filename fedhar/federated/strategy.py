@@ -5,6 +5,11 @@ the four round hooks to (1) keep true round numbers on resume, (2) drop replies 
 non-finite or does not match the global state's keys and shapes, so a bad update never reaches
 the global model, (3) count the bytes of the records actually sent and received, and (4) make
 node sampling reproducible from the run seed. Aggregation itself is Flower's.
+
+Under central differential privacy the guard sits in front of Flower's DP wrapper, which wraps a
+plain FedAvg (:class:`PrivateGuard`): Flower's accountant accepts only an inner strategy that
+aggregates with FedAvg's own ``aggregate_train``, and in front the guard still sees, counts and
+drops each raw reply before the wrapper clips, averages and noises what is left.
 """
 
 from __future__ import annotations
@@ -17,8 +22,12 @@ from typing import Iterable
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, FedProx, FedYogi
+from flwr.serverapp.exception import PrivacyBudgetExhausted
+from flwr.serverapp.strategy import (Bulyan, FedAdam, FedAvg, FedAvgM, FedMedian, FedProx, FedTrimmedAvg, FedYogi, Krum,
+                                     MultiKrum)
 
+from fedhar.exceptions import ConfigError
+from fedhar.federated import privacy
 from fedhar.federated.config import FederatedConfig
 from fedhar.federated.task import derive_seed
 from fedhar.registry import Registry
@@ -31,6 +40,11 @@ FLOWER_STRATEGIES.register("fedprox", FedProx)
 FLOWER_STRATEGIES.register("fedadam", FedAdam)
 FLOWER_STRATEGIES.register("fedyogi", FedYogi)
 FLOWER_STRATEGIES.register("fedavgm", FedAvgM)
+FLOWER_STRATEGIES.register("fedmedian", FedMedian)
+FLOWER_STRATEGIES.register("fedtrimmedavg", FedTrimmedAvg)
+FLOWER_STRATEGIES.register("krum", Krum)
+FLOWER_STRATEGIES.register("multikrum", MultiKrum)
+FLOWER_STRATEGIES.register("bulyan", Bulyan)
 
 
 class RoundRecorder:
@@ -61,7 +75,8 @@ def _weighted_metrics(records: list[RecordDict], weight_key: str) -> MetricRecor
     out = MetricRecord()
     if weights.sum() <= 0:
         return out
-    keys = [k for k in next(iter(records[0].metric_records.values())) if k not in (weight_key, "partition-id")]
+    skip = (weight_key, "partition-id", privacy.DP_WEIGHT_KEY)
+    keys = [k for k in next(iter(records[0].metric_records.values())) if k not in skip]
     for k in keys:
         vals = np.array([float(next(iter(r.metric_records.values()))[k]) for r in records])
         ok = np.isfinite(vals) & (weights > 0)
@@ -172,11 +187,13 @@ class GuardedStrategy:
         # Aggregate in a fixed client order so results do not depend on arrival order.
         good.sort(key=lambda m: int(m.content["metrics"].get("partition-id", 0)))
         row["clients"] = len(good)
-        if len(good) < self.min_train_nodes:
-            log.warning("round %d: only %d valid updates (< min_train_clients=%d); global model unchanged.",
-                        rnd, len(good), self.min_train_nodes)
+        if (why := self._skip_reason(good)) is not None:
+            log.warning("round %d: %s", rnd, why)
             row["skipped"] = True
+            row["skipped_reason"] = why
+            self._skipped(rnd)
             return None, None
+        self._prepare(good)
         arrays, metrics = super().aggregate_train(rnd, good)
         if arrays is not None and getattr(self, "distiller", None) is not None:
             clients = [m.content["arrays"].to_torch_state_dict() for m in good]
@@ -187,6 +204,18 @@ class GuardedStrategy:
         if metrics is not None and "train_loss" in metrics:
             row["train_loss"] = float(metrics["train_loss"])
         return arrays, metrics
+
+    def _skip_reason(self, good: list[Message]) -> str | None:
+        """Why the round's valid updates must not be aggregated at all, or None."""
+        if len(good) < self.min_train_nodes:
+            return f"only {len(good)} valid updates (< min_train_clients={self.min_train_nodes}); global model unchanged."
+        return None
+
+    def _skipped(self, rnd: int) -> None:
+        """A round was skipped before aggregation (a hook for wrappers that keep per-round state)."""
+
+    def _prepare(self, good: list[Message]) -> None:
+        """Last touch on the accepted replies before Flower aggregates them (after bytes were counted)."""
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         rnd = server_round + self.round_offset
@@ -206,6 +235,73 @@ class GuardedStrategy:
             row["fed_accuracy"] = float(metrics.get("accuracy", float("nan")))
             row["fed_macro_f1"] = float(metrics.get("macro_f1", float("nan")))
         return metrics
+
+
+class PrivateGuard(GuardedStrategy):
+    """The guard in front of a Flower central-DP wrapper: ``class X(PrivateGuard, DifferentialPrivacy...)``,
+    built as ``X(FedAvg(...), **wrapper_kwargs)`` by :func:`make_strategy`.
+
+    - FedAvg's settings (``min_train_nodes`` ...) that the guard reads are proxied from the inner strategy.
+    - Every accepted update gets weight 1 (:data:`~fedhar.federated.privacy.DP_WEIGHT_KEY`): the
+      accountant's analysis is for the plain mean of the clipped updates.
+    - A round aggregates only when every sampled client sent a valid update. The noise (std
+      z x C / n) and the accountant assume n updates; Flower's accounted wrappers skip such a round
+      anyway, and the guard applies the same rule under adaptive clipping. A skipped round leaves the
+      global model unchanged, spends no epsilon and says why in its row (``skipped_reason``).
+    - Each round row gets the epsilon spent so far (:func:`~fedhar.federated.privacy.round_privacy`).
+    - When the next round would pass ``max_epsilon``, Flower raises ``PrivacyBudgetExhausted`` from
+      ``configure_train`` before anything is sent; the reason is kept in ``stopped_by_budget`` and
+      the ServerApp ends the run there.
+    """
+
+    stopped_by_budget: str | None = None
+
+    def __getattr__(self, name: str):
+        inner = self.__dict__.get("strategy")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        try:
+            return super().configure_train(server_round, arrays, config, grid)
+        except PrivacyBudgetExhausted as exc:
+            self.stopped_by_budget = f"round {server_round + self.round_offset} was not run: {exc}"
+            raise
+
+    def _skip_reason(self, good: list[Message]) -> str | None:
+        if (why := super()._skip_reason(good)) is not None:
+            return why
+        if len(good) != self.num_sampled_clients:
+            return (f"only {len(good)} of {self.num_sampled_clients} sampled clients sent a valid update, and central "
+                    "DP aggregates only when all of them do (its noise and accountant assume every sampled client); "
+                    "global model unchanged, no epsilon spent.")
+        return None
+
+    def _skipped(self, rnd: int) -> None:
+        getattr(self, "_pending_events", {}).pop(rnd, None)  # Flower's accountant event of the unreleased round
+
+    def _prepare(self, good: list[Message]) -> None:
+        for msg in good:
+            msg.content["metrics"][privacy.DP_WEIGHT_KEY] = 1.0
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        privacy.fresh_entropy()
+        out = super().aggregate_train(server_round, replies)
+        self.recorder.row(server_round + self.round_offset).update(privacy.round_privacy(self))
+        return out
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        replies = list(replies)
+        for msg in replies:  # the inner FedAvg checks its weight key; evaluation is still weighted by examples
+            if not msg.has_error() and "metrics" in msg.content.metric_records:
+                msg.content["metrics"][privacy.DP_WEIGHT_KEY] = 1.0
+        return super().aggregate_evaluate(server_round, replies)
+
+
+def _by_examples(records: list[RecordDict], _weight_key: str) -> MetricRecord:
+    """Client metrics weighted by examples whatever key the strategy weights updates by."""
+    return _weighted_metrics(records, "num-examples")
 
 
 def _fraction_evaluate(cfg: FederatedConfig) -> float:
@@ -228,7 +324,8 @@ def min_client_warnings(cfg: FederatedConfig, num_clients: int) -> list[str]:
 
 def make_strategy(cfg: FederatedConfig, num_clients: int):
     """A guarded instance of the configured Flower strategy; a ``min_*`` lowered to the client count is
-    warned about (and recorded in results.json by :func:`~fedhar.federated.results.write_federated_results`)."""
+    warned about (and recorded in results.json by :func:`~fedhar.federated.results.write_federated_results`).
+    Under central DP: the guard in front of Flower's DP wrapper around the plain strategy (:class:`PrivateGuard`)."""
     base = FLOWER_STRATEGIES.get(cfg.strategy.name, "federated.strategy.name")
     cls = type(f"Guarded{base.__name__}", (GuardedStrategy, base), {})
     fraction_evaluate = _fraction_evaluate(cfg)
@@ -249,7 +346,51 @@ def make_strategy(cfg: FederatedConfig, num_clients: int):
         kwargs.update(eta=s.server_lr, beta_1=s.beta_1, beta_2=s.beta_2, tau=s.tau)
     elif s.name == "fedavgm":
         kwargs.update(server_momentum=s.server_momentum)
+    else:
+        kwargs.update(robust_kwargs(cfg, num_clients))
+    if privacy.is_central(cfg.privacy):
+        return _private_strategy(cfg, base, kwargs, num_clients)
     return cls(**kwargs)
+
+
+def _private_strategy(cfg: FederatedConfig, base: type, kwargs: dict, num_clients: int):
+    """``Guarded<Wrapper>(base(...))``: the config already refused a base other than FedAvg/FedProx
+    (FederatedConfig), since Flower's wrappers noise whatever the inner strategy returns."""
+    if base not in (FedAvg, FedProx):
+        raise ConfigError(f"`federated.privacy.mode: {cfg.privacy.mode}` needs `federated.strategy.name` fedavg or "
+                          f"fedprox; got {cfg.strategy.name}.")
+    n = sampled_clients(cfg, num_clients)
+    kwargs.update(weighted_by_key=privacy.DP_WEIGHT_KEY, train_metrics_aggr_fn=_by_examples,
+                  evaluate_metrics_aggr_fn=_by_examples,
+                  min_available_nodes=max(kwargs["min_available_nodes"], n))  # wait for every client it samples
+    wrapper, wrapper_kwargs = privacy.dp_wrapper(cfg, num_clients, n)
+    cls = type(f"Guarded{wrapper.__name__}", (PrivateGuard, wrapper), {})
+    return privacy.build_wrapper(cls, base(**kwargs), wrapper_kwargs)
+
+
+def sampled_clients(cfg: FederatedConfig, num_clients: int) -> int:
+    """How many clients a training round samples (Flower's rule: the fraction, at least the minimum)."""
+    return max(int(num_clients * cfg.fraction_train), min(cfg.min_train_clients, num_clients))
+
+
+def robust_kwargs(cfg: FederatedConfig, num_clients: int) -> dict:
+    """The robust rule's own arguments, checked against the replies a round can have: Krum needs
+    n > 2f + 2, Bulyan n >= 4f + 3 (Flower would otherwise skip or fail every round)."""
+    s, n = cfg.strategy, sampled_clients(cfg, num_clients)
+    f = s.num_malicious
+    if s.name == "fedtrimmedavg":
+        return {"beta": s.trim_beta}
+    if s.name in ("krum", "multikrum") and n <= 2 * f + 2:
+        raise ConfigError(f"`federated.strategy.name: {s.name}` with `num_malicious: {f}` needs more than {2 * f + 2} "
+                          f"clients per round; a round samples {n}.")
+    if s.name == "bulyan" and n < 4 * f + 3:
+        raise ConfigError(f"`federated.strategy.name: bulyan` with `num_malicious: {f}` needs at least {4 * f + 3} "
+                          f"clients per round; a round samples {n}.")
+    if s.name == "multikrum":
+        return {"num_malicious_nodes": f, "num_nodes_to_select": s.num_to_select or max(1, n - f)}
+    if s.name in ("krum", "bulyan"):
+        return {"num_malicious_nodes": f}
+    return {}
 
 
 # --------------------------------------------------------------- strategy state

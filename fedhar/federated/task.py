@@ -46,6 +46,9 @@ class InjectedFault(RuntimeError):
 
 
 class FederatedTask:
+    _flip_seed: int | None = None
+    """Set by :meth:`train_client` while a label-flipping attacker trains (read by :meth:`fit_local`)."""
+
     def __init__(self, cfg: ExperimentConfig) -> None:
         self.cfg = cfg
         self._lock = threading.Lock()
@@ -116,22 +119,36 @@ class FederatedTask:
     # ------------------------------------------------------------ client work
     def train_client(self, state: dict, pid: int, server_round: int, proximal_mu: float = 0.0) -> tuple[State, dict, int]:
         """One round on client ``pid`` from the global ``state``: every federated option (faults,
-        personal parts, FedProx) is applied here, around :meth:`local_round`, which a subclass
-        (a continual client) overrides; returns (state, metrics, windows trained on)."""
+        personal parts, FedProx, ``federated.attack``) is applied here, around :meth:`local_round`,
+        which a subclass (a continual client) overrides; returns (state, metrics, windows trained on).
+        The metrics say whether this client attacked (``attacker``: 1.0 or 0.0)."""
+        from fedhar.federated import attacks  # it builds on derive_seed, defined here
+
         faults = self.cfg.federated.faults
         fault = faults.mode if pid in faults.clients and (not faults.rounds or server_round in faults.rounds) else None
         if fault == "raise":
             raise InjectedFault(f"injected fault: client {pid} fails in round {server_round}")
+        attack = self.cfg.federated.attack
+        attacking = pid in attacks.attackers(self.cfg.federated, self.cfg.seed, self.num_clients, server_round)
         with self._lock:  # one model per process; virtual clients in a process take turns
             model = self.model
             model.load_trainable_state(self._with_personal(state, pid), where=f"global state (round {server_round})")
-            metrics, n = self.local_round(model, pid, server_round, proximal_mu)
+            # label_flip poisons whatever local_round trains on (fit_local reads this), even in a subclass
+            self._flip_seed = derive_seed(self.cfg.seed, "label_flip") if attacking and attack.kind == "label_flip" else None
+            try:
+                metrics, n = self.local_round(model, pid, server_round, proximal_mu)
+            finally:
+                self._flip_seed = None
             new_state = model.trainable_state()
         if self.personal_keys:
             # The personal parts stay on the client; the reply carries the global values back unchanged.
             save_personal(self.personal_path(pid), {k: new_state[k] for k in self.personal_keys})
             for k in self.personal_keys:
                 new_state[k] = torch.as_tensor(np.asarray(state[k])).clone()
+        if attacking and attack.kind in attacks.UPDATE_ATTACKS:
+            new_state = attacks.poison_update(attack.kind, state, new_state, attack.scale,
+                                              derive_seed(self.cfg.seed, pid, server_round, "attack"))
+        metrics = {**metrics, "attacker": 1.0 if attacking else 0.0}
         first = next(iter(new_state))
         if fault == "nan":
             new_state[first] = torch.full_like(new_state[first], float("nan"))
@@ -152,7 +169,12 @@ class FederatedTask:
 
     def fit_local(self, model: HARModel, train: WindowDataset, pid: int, server_round: int, proximal_mu: float,
                   penalties: Sequence[Penalty] = ()) -> list[dict]:
-        """:func:`fit` with the round's seed, plus FedProx's proximal term when ``proximal_mu > 0``."""
+        """:func:`fit` with the round's seed, plus FedProx's proximal term when ``proximal_mu > 0``;
+        on a label-flipping attacker's round (see :meth:`train_client`), on a flipped copy of ``train``."""
+        if self._flip_seed is not None:
+            from fedhar.federated.attacks import flip_labels
+
+            train = train.replace(y=flip_labels(train.y, train.num_classes, self._flip_seed))
         penalties = list(penalties)
         if proximal_mu > 0:
             anchor = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

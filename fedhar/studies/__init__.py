@@ -69,6 +69,9 @@ STUDIES.register("cross_dataset", Study(
 STUDIES.register("llm_couplings", Study(
     "language couplings screened, then the best confirmed over seeds against their random-init twins and the "
     "baselines (couplings.*, lodo.*)", "fedhar.studies.couplings:run_couplings", own_seeds=True))
+STUDIES.register("robustness", Study(
+    "federated runs under attack per aggregation rule, and against the privacy budget epsilon (robustness.*, "
+    "federated.attack, federated.privacy)", "fedhar.studies.robustness:run_robustness", own_seeds=True))
 STUDIES.register("personalization", Study(
     "federated model, then on-device personalisation per client (personalization.*)",
     "fedhar.transfer.personalize:run_personalization", rows="fedhar.studies.rows:personalization_rows",

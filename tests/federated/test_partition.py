@@ -24,8 +24,30 @@ def test_subject_partition_one_client_per_subject(ds):
 def test_grouped_subjects_when_fewer_clients(ds):
     parts = partition_indices(ds, FederatedConfig(partition="subject", num_clients=2))
     assert len(parts) == 2 and all(len(np.unique(ds.subject[p])) == 3 for p in parts)
-    with pytest.raises(ConfigError, match="only 6 subject units"):
+    with pytest.raises(ConfigError, match="only 6 subject units.*split_units"):
         partition_indices(ds, FederatedConfig(partition="subject", num_clients=9))
+
+
+def test_split_units_gives_one_person_per_client_and_the_asked_count(ds):
+    parts = partition_indices(ds, FederatedConfig(partition="subject", num_clients=20, split_units=True))
+    assert len(parts) == 20
+    assert sorted(np.concatenate(parts).tolist()) == list(range(len(ds)))
+    assert all(len(np.unique(ds.subject[p])) == 1 for p in parts)
+    sizes = [len(p) for p in parts]
+    assert max(sizes) - min(sizes) <= 2  # equal-sized subjects: near-equal shards
+    for p in parts:  # consecutive rows of one subject's recording
+        rows = np.flatnonzero(ds.subject == ds.subject[p[0]])
+        pos = np.searchsorted(rows, p)
+        assert (np.diff(pos) == 1).all()
+
+
+def test_shard_counts_follow_sizes_and_refuse_too_many():
+    from fedhar.federated.partition import shard_counts
+
+    assert shard_counts(np.array([10, 30, 60]), 10).tolist() == [1, 3, 6]
+    assert shard_counts(np.array([1, 50]), 5).tolist() == [1, 4]
+    with pytest.raises(ConfigError, match="only 3 windows"):
+        shard_counts(np.array([1, 2]), 4)
 
 
 def test_iid_and_dirichlet(ds):
