@@ -165,3 +165,27 @@ def mae_protocol_options(cfg: "ExperimentConfig") -> None:
     if cfg.lodo.text_zero_shot.enabled or cfg.lodo.unseen_classes:
         raise ConfigError("`lodo.text_zero_shot` and `lodo.unseen_classes` belong to the federated protocol (zero-shot "
                           "rows); the MAE protocol (`lodo.protocol: mae`) has no zero-shot evaluation. Drop them.")
+
+
+@check()
+def federated_tiers(cfg: "ExperimentConfig") -> None:
+    """Device tiers fit the global model: each tier's LoRA rank and depth are at most the global
+    model's (``model.backbone.lora.r``, ``model.backbone.layers``), which clients truncate."""
+    tiers = cfg.federated.tier_configs()
+    if not tiers:
+        return
+    b = cfg.model.backbone
+    if b.name in ("none", "transformer", "classical") or not b.lora.enabled:
+        raise ConfigError(f"`federated.tiers` gives clients LoRA ranks and backbone depths, so it needs an LLM backbone "
+                          f"with LoRA (`model.backbone.lora.enabled: true`, no `full_finetune`); got "
+                          f"`model.backbone.name: {b.name}` with LoRA {'on' if b.lora.enabled else 'off'}.")
+    if b.layers is None:
+        raise ConfigError("`federated.tiers` needs `model.backbone.layers` (the global model's depth, which no tier's "
+                          "`blocks` may exceed); got null.")
+    for i, t in enumerate(tiers):
+        if t.blocks > b.layers:
+            raise ConfigError(f"`federated.tiers[{i}].blocks` is {t.blocks} (tier `{t.name}`), but the global model has "
+                              f"`model.backbone.layers: {b.layers}`; a tier runs at most that many blocks.")
+        if t.rank > b.lora.r:
+            raise ConfigError(f"`federated.tiers[{i}].rank` is {t.rank} (tier `{t.name}`), but the global model has "
+                              f"`model.backbone.lora.r: {b.lora.r}`; a tier trains at most that rank.")

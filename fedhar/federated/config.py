@@ -15,6 +15,9 @@ ROBUST_STRATEGIES = ("fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan"
 PrivacyMode = Literal["none", "central_server", "central_client", "local"]
 AttackKind = Literal["none", "label_flip", "sign_flip", "gaussian", "free_rider"]
 Partition = Literal["subject", "device", "dataset", "dataset_subject", "iid", "dirichlet"]
+LoraAggregation = Literal["auto", "zero_pad", "shared_a", "svd"]
+TIERED_STRATEGIES = ("fedavg", "fedprox")
+"""Strategies whose mean the tiered aggregation (``federated.lora_aggregation``) can stand in for."""
 
 
 @dataclass
@@ -183,6 +186,13 @@ class FederatedConfig:
     attack: AttackConfig = field(default_factory=AttackConfig, metadata={"help": "Byzantine clients, for robustness studies."})
     secure_aggregation: Literal["none", "secaggplus"] = field(default="none", metadata={"help": "secaggplus: Flower's SecAgg+ workflow, so the server sees only the sum of the updates (Flower's legacy workflow path)."})
     secagg: SecAggConfig = field(default_factory=SecAggConfig, metadata={"help": "SecAgg+ parameters."})
+    tiers: list[str | dict] = field(default_factory=list, metadata={"help": "Device tiers (heterogeneous devices): built-in names (flagship, budget_phone, watch) or mappings of tier fields (name, share or clients, rank, blocks, speed, uplink_mbps, availability, hours_on, stagger, dropout; `base: <built-in>` plus overrides). A client of a tier trains LoRA at the tier's rank on the first `blocks` backbone blocks. Empty: every client trains the whole model (homogeneous)."})
+    lora_aggregation: LoraAggregation = field(default="auto", metadata={"help": f"With `tiers`: how LoRA updates of mixed ranks are averaged, one of {', '.join(get_args(LoraAggregation))}. zero_pad (HetLoRA: pad A and B to the largest rank, average each), shared_a (FFA-LoRA: one seeded frozen A, only B trains and travels; the exact mean of the updates), svd (FlexLoRA: average the products B A, refactor by truncated SVD); auto: shared_a when the tiers' ranks differ, else zero_pad (plain FedAvg of A and B, each block over the clients that run it)."})
+    round_deadline_s: float | None = field(default=None, metadata={"help": "With `tiers`: simulated seconds a round waits for replies; later clients are stragglers (see `stragglers`). null: no deadline, a round lasts as long as its slowest client."})
+    stragglers: Literal["drop", "stale"] = field(default="drop", metadata={"help": "With `round_deadline_s`: drop a straggler's update, or keep it for the first round open when it arrives, weighted 1 / (1 + rounds late)."})
+    max_staleness: int | None = field(default=None, metadata={"help": "`stragglers: stale`: a late update that many rounds old or older is discarded (null: never)."})
+    hours_per_round: float = field(default=1.0, metadata={"help": "With `tiers`: simulated hours between round starts, for `availability: daily` tiers."})
+    target_macro_f1: float = field(default=0.85, metadata={"help": "With `tiers`: results.json reports the simulated seconds until the global model's held-out macro-F1 first reaches this."})
 
     def __post_init__(self) -> None:
         if self.rounds <= 0:
@@ -194,6 +204,7 @@ class FederatedConfig:
             raise ConfigError(f"`federated.local_test_fraction` must be in [0, 1); got {self.local_test_fraction}.")
         if self.partition in ("iid", "dirichlet") and not self.num_clients:
             raise ConfigError(f"`federated.num_clients` is required for the `{self.partition}` partition.")
+        self._check_devices()
         # Combinations `federated.privacy` cannot give its guarantee with, refused with the reason
         # (privacy with SecAgg+ is refused by fedhar.federated.secagg.check_secagg before a run starts).
         p = self.privacy
@@ -221,6 +232,67 @@ class FederatedConfig:
                 raise ConfigError(f"`federated.distill.source: ensemble` cannot run with `federated.privacy.mode: "
                                   f"{p.mode}`: the server would distil from each client's un-noised model; "
                                   "`source: teacher` (post-processing of the private global model) can.")
+
+    # ----------------------------------------------------------------- device tiers
+    def tier_configs(self) -> list:
+        """The parsed ``tiers`` (:class:`~fedhar.federated.tiers.TierConfig`); empty: homogeneous."""
+        from fedhar.federated.tiers import parse_tiers  # numpy; only a config with tiers needs it
+
+        return parse_tiers(self.tiers) if self.tiers else []
+
+    def lora_rule(self) -> str | None:
+        """The aggregation rule the tiers run (``auto`` resolved), None without tiers."""
+        if not self.tiers:
+            return None
+        if self.lora_aggregation != "auto":
+            return self.lora_aggregation
+        return "shared_a" if len({t.rank for t in self.tier_configs()}) > 1 else "zero_pad"
+
+    def _check_devices(self) -> None:
+        """Tier keys are valid; those that apply only with tiers are not set without them (they
+        would be ignored); and options the tiered aggregation is not wired into are refused."""
+        if self.round_deadline_s is not None and not self.round_deadline_s > 0:
+            raise ConfigError(f"`federated.round_deadline_s` must be positive or null; got {self.round_deadline_s}.")
+        if self.max_staleness is not None and self.max_staleness < 1:
+            raise ConfigError(f"`federated.max_staleness` must be at least 1 or null; got {self.max_staleness}.")
+        if not self.hours_per_round > 0:
+            raise ConfigError(f"`federated.hours_per_round` must be positive; got {self.hours_per_round}.")
+        if not 0 < self.target_macro_f1 <= 1:
+            raise ConfigError(f"`federated.target_macro_f1` must be in (0, 1]; got {self.target_macro_f1}.")
+        if not self.tiers:
+            default = FederatedConfig.__dataclass_fields__
+            unused = [k for k in ("lora_aggregation", "round_deadline_s", "stragglers", "max_staleness", "hours_per_round")
+                      if getattr(self, k) != default[k].default]
+            if unused:
+                raise ConfigError(f"{', '.join(f'`federated.{k}`' for k in unused)} applies to heterogeneous devices; "
+                                  "set `federated.tiers` too, or drop it.")
+            return
+        self.tier_configs()  # the parser's errors name `federated.tiers[i].<field>`
+        if self.stragglers == "stale" and self.round_deadline_s is None:
+            raise ConfigError("`federated.stragglers: stale` needs `federated.round_deadline_s`: without a deadline no "
+                              "client is late.")
+        why = {
+            "secure_aggregation": (self.secure_aggregation != "none", "SecAgg+ sums fixed-shape updates in Flower's "
+                                   "legacy workflow, and tiered clients send slices of different shapes"),
+            "privacy.mode": (self.privacy.mode != "none", "Flower's DP wrappers clip and noise FedAvg's mean of "
+                             "fixed-shape updates, not the tiered aggregation"),
+            "strategy.name": (self.strategy.name not in TIERED_STRATEGIES, "the tiered aggregation stands in for "
+                              f"FedAvg's mean; use {' or '.join(TIERED_STRATEGIES)}"),
+            "attack.kind": (self.attack.kind != "none", "attacks are not wired into tiered clients"),
+            "distill.enabled": (self.distill.enabled, "server distillation reads full-shape client states"),
+            "personal_parts": (bool(self.personal_parts), "personal parts are not wired into tiered clients"),
+            "task": (self.task != "default", "only the default task builds per-tier models"),
+        }
+        for key, (bad, reason) in why.items():
+            if bad:
+                raise ConfigError(f"`federated.{key}: {_get(self, key)}` "
+                                  f"cannot run with `federated.tiers`: {reason}.")
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 @dataclass

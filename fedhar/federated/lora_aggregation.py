@@ -52,7 +52,7 @@ from typing import Literal, Mapping, Sequence
 import torch
 
 from fedhar.exceptions import FederationError
-from fedhar.federated.task import derive_seed
+from fedhar.federated.seeds import derive_seed
 
 LoraRule = Literal["zero_pad", "shared_a", "svd"]
 State = Mapping[str, torch.Tensor]

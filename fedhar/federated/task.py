@@ -25,6 +25,7 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.partition import chronological_local_split, local_split, partition_indices
 from fedhar.federated.personal import load_personal, personal_keys, save_personal
+from fedhar.federated.seeds import derive_seed
 from fedhar.models import build_model
 from fedhar.models.checkpoint import save_model
 from fedhar.models.har_model import HARModel
@@ -33,12 +34,6 @@ from fedhar.training.loop import Penalty, evaluate, fit
 
 State = "OrderedDict[str, torch.Tensor]"
 TASK_GROUP = "fedhar.tasks"
-
-
-def derive_seed(*parts: int | str) -> int:
-    """A 31-bit seed from (run seed, client id, round, ...), independent of execution order."""
-    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 class InjectedFault(RuntimeError):
@@ -122,7 +117,7 @@ class FederatedTask:
         personal parts, FedProx, ``federated.attack``) is applied here, around :meth:`local_round`,
         which a subclass (a continual client) overrides; returns (state, metrics, windows trained on).
         The metrics say whether this client attacked (``attacker``: 1.0 or 0.0)."""
-        from fedhar.federated import attacks  # it builds on derive_seed, defined here
+        from fedhar.federated import attacks  # it imports this module
 
         faults = self.cfg.federated.faults
         fault = faults.mode if pid in faults.clients and (not faults.rounds or server_round in faults.rounds) else None

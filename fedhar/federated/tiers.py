@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, get_args
 import numpy as np
 
 from fedhar.exceptions import ConfigError, FederationError
-from fedhar.federated.task import derive_seed
+from fedhar.federated.seeds import derive_seed
 from fedhar.registry import Registry
 from fedhar.schema import named_or_mapping
 
