@@ -26,6 +26,8 @@ from fedhar.exceptions import ConfigError, FederationError
 from fedhar.federated.partition import chronological_local_split, local_split, partition_indices
 from fedhar.federated.personal import load_personal, personal_keys, save_personal
 from fedhar.federated.seeds import derive_seed
+from fedhar.federated.tiered import Fleet, state_bytes
+from fedhar.federated.tiers import Stopwatch
 from fedhar.models import build_model
 from fedhar.models.checkpoint import save_model
 from fedhar.models.har_model import HARModel
@@ -48,6 +50,7 @@ class FederatedTask:
         self.cfg = cfg
         self._lock = threading.Lock()
         self._client_data: dict[int, tuple[WindowDataset, WindowDataset]] = {}
+        self._tier_models: dict[tuple[int, int], HARModel] = {}
 
     # ------------------------------------------------------------------ data
     @cached_property
@@ -79,13 +82,51 @@ class FederatedTask:
     # ----------------------------------------------------------------- model
     @cached_property
     def model(self) -> HARModel:
+        return self._build(self.cfg.model)
+
+    def _build(self, model_cfg) -> HARModel:
         train = self.splits[0]
-        return build_model(self.cfg.model, train.channels, train.window_length, train.classes, self.cfg.seed,
+        return build_model(model_cfg, train.channels, train.window_length, train.classes, self.cfg.seed,
                            vocab_ids=train.X if self.cfg.model.text.trim_vocab else None, rate_hz=train.rate_hz,
                            units=train.units)
 
     def initial_state(self) -> State:
-        return self.model.trainable_state()
+        state = self.model.trainable_state()
+        return self.fleet.initial(state) if self.fleet is not None else state
+
+    # ------------------------------------------------------- device tiers
+    @cached_property
+    def fleet(self) -> Fleet | None:
+        """Each client's device tier (``federated.tiers``); None: every client runs :attr:`model`."""
+        if not self.cfg.federated.tiers:
+            return None
+        return Fleet.of(self.cfg.federated, self.cfg.model.backbone.lora.r, self.num_clients, self.cfg.seed)
+
+    def client_model(self, pid: int) -> HARModel:
+        """The model client ``pid`` trains: :attr:`model`, or its tier's (the tier's LoRA rank on the
+        first ``blocks`` backbone blocks), built once per process and tier shape."""
+        if self.fleet is None:
+            return self.model
+        t = self.fleet.tier(pid)
+        if (t.rank, t.blocks) not in self._tier_models:
+            b = self.cfg.model.backbone
+            model = self._build(replace(self.cfg.model, backbone=replace(b, layers=t.blocks, lora=replace(b.lora, r=t.rank))))
+            model.freeze(self.fleet.frozen_keys(list(model.state_keys)))
+            self._tier_models[t.rank, t.blocks] = model
+        return self._tier_models[t.rank, t.blocks]
+
+    def _load_client(self, model: HARModel, state: dict, pid: int, where: str) -> None:
+        """Load what client ``pid`` received into its model (under ``shared_a`` with the seeded A added)."""
+        if self.fleet is not None:
+            state = self.fleet.complete(state, model.trainable_state())
+        model.load_trainable_state(state, where=where)
+
+    def _device_metrics(self, pid: int, compute_s: float, reply: State) -> dict:
+        """What the server's simulated clock needs of a tiered client: compute seconds on this
+        machine, upload bytes and the tier (its index in ``federated.tiers``); nothing without tiers."""
+        if self.fleet is None:
+            return {}
+        return {"compute-seconds": compute_s, "upload-bytes": state_bytes(reply), "tier-index": self.fleet.index(pid)}
 
     # --------------------------------------------------- personal parts (FedPer)
     @cached_property
@@ -125,16 +166,19 @@ class FederatedTask:
             raise InjectedFault(f"injected fault: client {pid} fails in round {server_round}")
         attack = self.cfg.federated.attack
         attacking = pid in attacks.attackers(self.cfg.federated, self.cfg.seed, self.num_clients, server_round)
-        with self._lock:  # one model per process; virtual clients in a process take turns
-            model = self.model
-            model.load_trainable_state(self._with_personal(state, pid), where=f"global state (round {server_round})")
+        with self._lock:  # one model per process (per tier); virtual clients in a process take turns
+            model = self.client_model(pid)
+            self._load_client(model, self._with_personal(state, pid), pid, f"global state (round {server_round})")
             # label_flip poisons whatever local_round trains on (fit_local reads this), even in a subclass
             self._flip_seed = derive_seed(self.cfg.seed, "label_flip") if attacking and attack.kind == "label_flip" else None
             try:
-                metrics, n = self.local_round(model, pid, server_round, proximal_mu)
+                with Stopwatch() as watch:
+                    metrics, n = self.local_round(model, pid, server_round, proximal_mu)
             finally:
                 self._flip_seed = None
             new_state = model.trainable_state()
+            if self.fleet is not None:
+                new_state = self.fleet.reply(new_state)
         if self.personal_keys:
             # The personal parts stay on the client; the reply carries the global values back unchanged.
             save_personal(self.personal_path(pid), {k: new_state[k] for k in self.personal_keys})
@@ -143,7 +187,7 @@ class FederatedTask:
         if attacking and attack.kind in attacks.UPDATE_ATTACKS:
             new_state = attacks.poison_update(attack.kind, state, new_state, attack.scale,
                                               derive_seed(self.cfg.seed, pid, server_round, "attack"))
-        metrics = {**metrics, "attacker": 1.0 if attacking else 0.0}
+        metrics = {**metrics, "attacker": 1.0 if attacking else 0.0, **self._device_metrics(pid, watch.seconds, new_state)}
         first = next(iter(new_state))
         if fault == "nan":
             new_state[first] = torch.full_like(new_state[first], float("nan"))
@@ -187,10 +231,18 @@ class FederatedTask:
             return evaluate(self.model, data, self.cfg.train)
 
     def evaluate_client(self, state: dict, pid: int) -> tuple[dict, int]:
+        """Client ``pid``'s model on its local test windows: the global model, or under tiers its
+        tier's model on the slice it received."""
         _, test = self.client_data(pid)
         if len(test) == 0:
             return {"accuracy": float("nan"), "macro_f1": float("nan"), "loss": float("nan")}, 0
-        return self.evaluate_state(self._with_personal(state, pid), test, f"global state for client {pid}"), len(test)
+        state, where = self._with_personal(state, pid), f"global state for client {pid}"
+        if self.fleet is None:
+            return self.evaluate_state(state, test, where), len(test)
+        with self._lock:
+            model = self.client_model(pid)
+            self._load_client(model, state, pid, where)
+            return evaluate(model, test, self.cfg.train), len(test)
 
     def evaluate_central(self, state: dict) -> dict:
         return self.evaluate_state(state, self.splits[1], "global state")

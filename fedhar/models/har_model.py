@@ -88,6 +88,7 @@ class HARModel(nn.Module):
         self.classes = tuple(classes)
         trainable = [n for n, p in self.named_parameters() if p.requires_grad]
         self._state_keys = tuple(trainable + ["normalizer.mean", "normalizer.std"])
+        self._frozen: frozenset[str] = frozenset()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features ``[B, d]`` (what a head-only adaptation sees)."""
@@ -163,6 +164,17 @@ class HARModel(nn.Module):
         backbone = sum(p.numel() for p in self.backbone.parameters())
         return {"total_params": int(total), "trainable_params": int(trainable), "backbone_params": int(backbone)}
 
+    def freeze(self, keys: list[str]) -> None:
+        """Keep these state keys frozen whatever :meth:`set_trainable` later asks. They stay in the
+        state (a federated client under ``shared_a`` loads its seeded A but never trains it)."""
+        unknown = sorted(set(keys) - set(self._state_keys))
+        if unknown:
+            raise ModelError(f"Cannot freeze {unknown[:3]}: not in this model's trainable state.")
+        self._frozen = frozenset(keys)
+        for name, p in self.named_parameters():
+            if name in self._frozen:
+                p.requires_grad_(False)
+
     def set_trainable(self, parts: tuple[str, ...] = PARTS) -> None:
         """Choose which parts train (e.g. ``("head",)`` for head-only adaptation).
 
@@ -176,4 +188,4 @@ class HARModel(nn.Module):
         for name, p in self.named_parameters():
             if name not in trainable_names:
                 continue
-            p.requires_grad_(part_of(name) in parts)
+            p.requires_grad_(part_of(name) in parts and name not in self._frozen)
