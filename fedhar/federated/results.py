@@ -14,6 +14,7 @@ from fedhar.config import ExperimentConfig
 from fedhar.federated.plots import bytes_png, rounds_png
 from fedhar.federated.privacy import privacy_report, round_columns, round_values
 from fedhar.federated.strategy import min_client_warnings
+from fedhar.federated.tiers import time_to_reach
 from fedhar.reporting import config_hash, confusion_matrix_png, write_json, write_metrics_csv
 from fedhar.training.central import model_info
 from fedhar.training.metrics import per_class_f1
@@ -48,6 +49,16 @@ PRIVACY_EXPLAINED = {
     "skipped_reason": "central DP: why the round left the global model unchanged (no epsilon spent)",
     "local_epsilon": "local DP: epsilon of each client's single release in the round (LocalDpMod); not composed over "
                      "rounds by any accountant",
+}
+DEVICE_EXPLAINED = {
+    "simulated_seconds": "federated.tiers: simulated length of the round: until the slowest client replied or the "
+                         "deadline passed; a client's time is its measured compute over its tier's speed plus its "
+                         "upload bytes over its tier's uplink",
+    "simulated_end_s": "federated.tiers: simulated seconds from the start of the run to the end of the round",
+    "stragglers": "federated.tiers: clients whose reply came after `federated.round_deadline_s` (dropped, or kept as "
+                  "stale updates for a later round)",
+    "stale": "federated.tiers: earlier stragglers whose update joined this round, weighted 1 / (1 + rounds late)",
+    "unavailable": "federated.tiers: sampled clients offline in the round (their tier's availability), not contacted",
 }
 """What each metric key of a federated results.json measures (written into it as ``metrics_explained``)."""
 
@@ -87,9 +98,10 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
     warnings = list(dict.fromkeys(_recorded_warnings(run_dir / "results.json")
                                   + min_client_warnings(cfg.federated, task.num_clients) + stop_note))
     attack_keys = tuple(ATTACK_EXPLAINED) if cfg.federated.attack.kind != "none" else ()
-    keys = ROUND_KEYS + round_columns(cfg.federated) + attack_keys
+    device_keys = tuple(DEVICE_EXPLAINED) if cfg.federated.tiers else ()
+    keys = ROUND_KEYS + round_columns(cfg.federated) + attack_keys + device_keys
     explained = (METRICS_EXPLAINED | {k: PRIVACY_EXPLAINED[k] for k in round_columns(cfg.federated)}
-                 | {k: ATTACK_EXPLAINED[k] for k in attack_keys})
+                 | {k: ATTACK_EXPLAINED[k] for k in attack_keys} | {k: DEVICE_EXPLAINED[k] for k in device_keys})
     results = {
         "kind": "federated",
         "name": cfg.name,
@@ -120,6 +132,8 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         "failures_total": sum(r.get("failures", 0) for r in rounds),
         "seconds": sum(r.get("seconds", 0.0) for r in rounds),
     }
+    if cfg.federated.tiers:
+        results["devices"] = device_report(cfg, task, rounds)
     classes = list(task.splits[1].classes)
     if confusion is not None:
         results["confusion_matrix"] = {"classes": classes, "matrix": confusion}
@@ -135,6 +149,29 @@ def write_federated_results(run_dir: Path, cfg: ExperimentConfig, task, recorder
         confusion_matrix_png(run_dir / "confusion_matrix.png", confusion, classes,
                              f"{cfg.name} (global model): macro-F1 {results['final']['macro_f1'] or 0:.3f}")
     return results
+
+
+def device_report(cfg: ExperimentConfig, task, rounds: list[dict]) -> dict:
+    """The ``devices`` section of a tiered run: each tier's clients, upload bytes and macro-F1 on
+    its clients' local test windows, the simulated time, and the simulated seconds until the
+    held-out macro-F1 first reached ``federated.target_macro_f1`` (null: never)."""
+    fcfg, fleet = cfg.federated, task.fleet
+    last_f1 = next((r["tier_fed_macro_f1"] for r in reversed(rounds) if r.get("tier_fed_macro_f1")), {})
+    tiers = {t.name: {"rank": t.rank, "blocks": t.blocks, "speed": t.speed, "uplink_mbps": t.uplink_mbps,
+                      "availability": t.availability,
+                      "clients": [pid for pid, c in enumerate(fleet.clients) if c.name == t.name],
+                      "bytes_up": sum((r.get("bytes_up_by_tier") or {}).get(t.name, 0) for r in rounds),
+                      "fed_macro_f1": last_f1.get(t.name)} for t in fleet.tiers}
+    timed = [r for r in rounds if r.get("simulated_end_s") is not None and r.get("macro_f1") is not None]
+    return {
+        "lora_aggregation": fleet.rule, "global_rank": fleet.global_rank, "round_deadline_s": fcfg.round_deadline_s,
+        "stragglers": fcfg.stragglers, "tiers": tiers,
+        "simulated_seconds": max((r.get("simulated_end_s") or 0.0 for r in rounds), default=0.0),
+        "target_macro_f1": fcfg.target_macro_f1,
+        "time_to_reach_s": time_to_reach([r["simulated_end_s"] for r in timed], [r["macro_f1"] for r in timed],
+                                         fcfg.target_macro_f1),
+        "reconstruction_error": {r["round"]: r["reconstruction_error"] for r in rounds if r.get("reconstruction_error")},
+    }
 
 
 def _round(row: dict, cfg: ExperimentConfig, keys: tuple[str, ...]) -> dict:

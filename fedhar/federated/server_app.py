@@ -91,6 +91,8 @@ def run_server(grid: Grid, cfg: ExperimentConfig, run_dir: Path, resume: bool) -
 
         distiller = ServerDistiller(fcfg.distill, task, cfg.seed, cache_dir=run_dir / "distill")
     strategy.setup(recorder, template, offset, cfg.seed, distiller, client_config=config, partitions=partitions)
+    if task.fleet is not None:
+        strategy.use_fleet(task.fleet, fcfg)
     if ckpt is not None:
         load_strategy_state(strategy, ckpt.strategy_state, ArrayRecord(state))
         load_privacy_state(strategy, ckpt.privacy_state, ckpt.round)

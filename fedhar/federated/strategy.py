@@ -75,7 +75,7 @@ def _weighted_metrics(records: list[RecordDict], weight_key: str) -> MetricRecor
     out = MetricRecord()
     if weights.sum() <= 0:
         return out
-    skip = (weight_key, "partition-id", privacy.DP_WEIGHT_KEY)
+    skip = (weight_key, "partition-id", "tier-index", privacy.DP_WEIGHT_KEY)
     keys = [k for k in next(iter(records[0].metric_records.values())) if k not in skip]
     for k in keys:
         vals = np.array([float(next(iter(r.metric_records.values()))[k]) for r in records])
@@ -139,6 +139,10 @@ class GuardedStrategy:
         """A fresh copy of the round's ``config`` with the client config added (Flower writes into it)."""
         return ConfigRecord({**config, **getattr(self, "client_config", {})})
 
+    def _template(self, msg: Message) -> dict[str, tuple[int, ...]]:
+        """Keys and shapes this reply's update must have (the global state's; a tier's slice under tiers)."""
+        return self.template
+
     def _validate(self, msg: Message) -> str | None:
         """Why this reply's update must not be aggregated, or None when it is fine."""
         if msg.has_error():
@@ -147,11 +151,12 @@ class GuardedStrategy:
         if "arrays" not in content.array_records or "metrics" not in content.metric_records:
             return "reply has no update or no metrics"
         arrays = content["arrays"]
-        if set(arrays.keys()) != set(self.template):
+        template = self._template(msg)
+        if set(arrays.keys()) != set(template):
             return "update keys differ from the global state"
         for k, arr in arrays.items():
-            if tuple(arr.shape) != self.template[k]:
-                return f"wrong shape for `{k}`: {tuple(arr.shape)} instead of {self.template[k]}"
+            if tuple(arr.shape) != template[k]:
+                return f"wrong shape for `{k}`: {tuple(arr.shape)} instead of {template[k]}"
             if not np.isfinite(arr.numpy()).all():
                 return f"non-finite values in `{k}`"
         if float(content["metrics"].get("num-examples", 0)) <= 0:
@@ -162,7 +167,8 @@ class GuardedStrategy:
         rnd = server_round + self.round_offset
         self.recorder.start(rnd)
         random.seed(derive_seed(self.seed, rnd, "sample"))  # Flower samples nodes with `random`
-        msgs = list(super().configure_train(rnd, arrays, self._outgoing(config), self._grid(grid)))
+        msgs = self._address(rnd, list(super().configure_train(rnd, arrays, self._outgoing(config), self._grid(grid))),
+                             arrays, train=True)
         row = self.recorder.row(rnd)
         row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
         row["messages_down"] += len(msgs)
@@ -186,6 +192,7 @@ class GuardedStrategy:
                 log.warning("round %d: leaving out a reply from node %s: %s", rnd, msg.metadata.src_node_id, reason)
         # Aggregate in a fixed client order so results do not depend on arrival order.
         good.sort(key=lambda m: int(m.content["metrics"].get("partition-id", 0)))
+        good = self._on_time(rnd, good)
         row["clients"] = len(good)
         if (why := self._skip_reason(good)) is not None:
             log.warning("round %d: %s", rnd, why)
@@ -194,7 +201,7 @@ class GuardedStrategy:
             self._skipped(rnd)
             return None, None
         self._prepare(good)
-        arrays, metrics = super().aggregate_train(rnd, good)
+        arrays, metrics = self._aggregate(rnd, good)
         if arrays is not None and getattr(self, "distiller", None) is not None:
             clients = [m.content["arrays"].to_torch_state_dict() for m in good]
             arrays = ArrayRecord(self.distiller(rnd, arrays.to_torch_state_dict(), clients))
@@ -204,6 +211,18 @@ class GuardedStrategy:
         if metrics is not None and "train_loss" in metrics:
             row["train_loss"] = float(metrics["train_loss"])
         return arrays, metrics
+
+    def _address(self, rnd: int, msgs: list[Message], arrays: ArrayRecord, train: bool) -> list[Message]:
+        """The round's outgoing messages as sent (a hook: tiered clients each get their own slice)."""
+        return msgs
+
+    def _on_time(self, rnd: int, good: list[Message]) -> list[Message]:
+        """The valid replies that count this round (a hook: a round deadline leaves stragglers out)."""
+        return good
+
+    def _aggregate(self, rnd: int, good: list[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """The new global state from the accepted replies: the Flower strategy's own aggregation."""
+        return super().aggregate_train(rnd, good)
 
     def _skip_reason(self, good: list[Message]) -> str | None:
         """Why the round's valid updates must not be aggregated at all, or None."""
@@ -220,7 +239,8 @@ class GuardedStrategy:
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         rnd = server_round + self.round_offset
         random.seed(derive_seed(self.seed, rnd, "sample-eval"))
-        msgs = list(super().configure_evaluate(rnd, arrays, self._outgoing(config), self._grid(grid)))
+        msgs = self._address(rnd, list(super().configure_evaluate(rnd, arrays, self._outgoing(config), self._grid(grid))),
+                             arrays, train=False)
         row = self.recorder.row(rnd)
         row["bytes_down"] += sum(m.content["arrays"].count_bytes() + m.content["config"].count_bytes() for m in msgs)
         row["messages_down"] += len(msgs)
@@ -328,6 +348,10 @@ def make_strategy(cfg: FederatedConfig, num_clients: int):
     Under central DP: the guard in front of Flower's DP wrapper around the plain strategy (:class:`PrivateGuard`)."""
     base = FLOWER_STRATEGIES.get(cfg.strategy.name, "federated.strategy.name")
     cls = type(f"Guarded{base.__name__}", (GuardedStrategy, base), {})
+    if cfg.tiers:  # the config allows only FedAvg/FedProx with tiers; the tiered aggregation replaces their mean
+        from fedhar.federated.tiered_strategy import TieredGuard  # it builds on GuardedStrategy
+
+        cls = type(f"Tiered{base.__name__}", (TieredGuard, base), {})
     fraction_evaluate = _fraction_evaluate(cfg)
     used = {k: u for k, (_, u) in min_clients(cfg, num_clients).items()}
     for message in min_client_warnings(cfg, num_clients):
