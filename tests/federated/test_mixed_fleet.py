@@ -55,3 +55,20 @@ def test_simulated_time_is_recorded(run):
     assert dev["simulated_seconds"] == pytest.approx(rounds[1]["simulated_end_s"]) and dev["target_macro_f1"] == 0.85
     assert dev["time_to_reach_s"] is None or dev["time_to_reach_s"] in [r["simulated_end_s"] for r in rounds]
     assert "simulated_seconds" in run["metrics_explained"]
+
+
+@pytest.mark.deployment
+def test_mixed_ranks_on_the_deployment_engine(tmp_path):
+    """One SuperNode per tier (ranks 4 and 2, depths 2 and 1), two rounds, real Flower processes."""
+    tiers = ("federated.tiers=[{base: flagship, rank: 4, blocks: 2, clients: [0]}, "
+             "{base: watch, rank: 2, blocks: 1, clients: [1]}]")
+    args = [sys.executable, "-m", "fedhar.cli", "simulate", "configs/smoke.yaml", "--out", str(tmp_path),
+            "--engine", "deployment", "--supernodes", "2", "--set", tiers]
+    res = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r["complete"] and r["num_clients"] == 2 and all(x["clients"] == 2 for x in r["rounds"])
+    dev = r["devices"]
+    assert dev["lora_aggregation"] == "shared_a"
+    assert dev["tiers"]["flagship_custom"]["bytes_up"] > dev["tiers"]["watch_custom"]["bytes_up"] > 0
+    assert all(x["simulated_seconds"] > 0 for x in r["rounds"])
