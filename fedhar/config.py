@@ -16,7 +16,7 @@ from fedhar.continual.config import ContinualConfig
 from fedhar.data.config import DataConfig
 from fedhar.distill.config import DistillStudyConfig
 from fedhar.exceptions import ConfigError
-from fedhar.federated.config import FederatedConfig, RobustnessConfig
+from fedhar.federated.config import DevicesConfig, FederatedConfig, RobustnessConfig
 from fedhar.models.config import ModelConfig
 from fedhar.reporting.stats import StatsConfig
 from fedhar.schema import from_mapping, to_mapping
@@ -42,6 +42,7 @@ class ExperimentConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
     smarthome: SmartHomeConfig = field(default_factory=SmartHomeConfig)
     distill: DistillStudyConfig = field(default_factory=DistillStudyConfig)
     loggers: list[Literal["tensorboard"]] = field(default_factory=list, metadata={"help": "Extra metric loggers beside metrics.csv: `tensorboard` writes the same scalars under <run>/tensorboard/, per epoch or round (needs `pip install 'fedhar[tensorboard]'`; also --log tensorboard)."})

@@ -13,7 +13,7 @@ def test_load_smoke_and_override(tmp_path):
 
 
 @pytest.mark.parametrize("tree, match", [
-    ({"trian": {}}, r"Unknown key `trian`.*Valid keys: continual, couplings, data, distill, federated, lodo, loggers, model, name, personalization, pretrain, robustness, seed, seeds, smarthome, stats, sweep, train"),
+    ({"trian": {}}, r"Unknown key `trian`.*Valid keys: continual, couplings, data, devices, distill, federated, lodo, loggers, model, name, personalization, pretrain, robustness, seed, seeds, smarthome, stats, sweep, train"),
     ({"train": {"epochs": "many"}}, r"`train.epochs` must be an integer; got 'many'"),
     ({"train": {"epochs": 0}}, r"`train.epochs` must be positive"),
     ({"model": {"backbone": {"lora": {"rank": 4}}}}, r"Unknown key `model.backbone.lora.rank`"),

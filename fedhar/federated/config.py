@@ -311,12 +311,7 @@ class RobustnessConfig:
     privacy_label: str = field(default="FedAvg + central DP", metadata={"help": "Name of the privacy panel's rows."})
 
     def __post_init__(self) -> None:
-        for i, v in enumerate(self.aggregators):
-            if not isinstance(v, dict) or not v.get("label") or not isinstance(v.get("set", {}), dict) or set(v) - {"label", "set"}:
-                raise ConfigError(f"`robustness.aggregators[{i}]` must be {{label: ..., set: {{key: value}}}}; got {v!r}.")
-        labels = [v["label"] for v in self.aggregators]
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"`robustness.aggregators` need distinct labels; got {labels}.")
+        check_labelled(self.aggregators, "robustness.aggregators")
         if "none" in self.attacks:
             raise ConfigError("`robustness.attacks` lists attacks; the clean run is the fraction 0.")
         for f in self.fractions:
@@ -325,3 +320,41 @@ class RobustnessConfig:
         for e in self.epsilons:
             if e is not None and e <= 0:
                 raise ConfigError(f"`robustness.epsilons` must be positive (or null for no privacy); got {e}.")
+
+
+def check_labelled(items: list, where: str) -> list[str]:
+    """Each item ``{label: ..., set: {dotted key: value}}`` with a distinct label; the labels."""
+    for i, v in enumerate(items):
+        extra = sorted(set(v) - {"label", "set"}) if isinstance(v, dict) else []
+        if not isinstance(v, dict) or not v.get("label") or not isinstance(v.get("set", {}), dict) or extra:
+            why = f" (unknown key {', '.join(f'`{k}`' for k in extra)})" if extra else ""
+            raise ConfigError(f"`{where}[{i}]` must be {{label: ..., set: {{key: value}}}}{why}; got {v!r}.")
+    labels = [v["label"] for v in items]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"`{where}` need distinct labels; got {labels}.")
+    return labels
+
+
+@dataclass
+class DevicesConfig:
+    """The ``devices:`` section of ``fedhar study devices``: federated runs of fleets of devices
+    (each setup a set of config changes, usually ``federated.tiers`` and ``federated.lora_aggregation``),
+    each one run per seed of ``seeds``, compared on global and per-tier macro-F1, bytes and simulated time."""
+
+    setups: list[dict] = field(default_factory=list, metadata={"help": "Fleets compared: {label, set: {dotted key: value}} (e.g. {label: mixed svd, set: {federated.tiers: [flagship, budget_phone, watch], federated.lora_aggregation: svd}})."})
+    homogeneous: str | None = field(default=None, metadata={"help": "Label of the homogeneous setup the mixed fleets are held against (>= `keep` x its global macro-F1)."})
+    mixed: list[str] = field(default_factory=list, metadata={"help": "Labels of the mixed-fleet setups (one per aggregation rule); the best by mean global macro-F1 is compared."})
+    capable: str | None = field(default=None, metadata={"help": "Label of the setup where only the capable clients train; the best mixed setup is compared with it on the `weak_tiers`' data, paired over seeds."})
+    weak_tiers: list[str] = field(default_factory=lambda: ["budget_phone", "watch"], metadata={"help": "Tiers whose clients' data the capable-only comparison reads."})
+    keep: float = field(default=0.97, metadata={"help": "Share of the homogeneous fleet's global macro-F1 the best mixed fleet should reach."})
+
+    def __post_init__(self) -> None:
+        labels = check_labelled(self.setups, "devices.setups")
+        for key in ("homogeneous", "capable"):
+            if getattr(self, key) is not None and getattr(self, key) not in labels:
+                raise ConfigError(f"`devices.{key}` is `{getattr(self, key)}`, which is no label of `devices.setups` ({labels}).")
+        for m in self.mixed:
+            if m not in labels:
+                raise ConfigError(f"`devices.mixed` lists `{m}`, which is no label of `devices.setups` ({labels}).")
+        if not 0 < self.keep <= 1:
+            raise ConfigError(f"`devices.keep` must be in (0, 1]; got {self.keep}.")

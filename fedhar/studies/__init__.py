@@ -72,6 +72,9 @@ STUDIES.register("llm_couplings", Study(
 STUDIES.register("robustness", Study(
     "federated runs under attack per aggregation rule, and against the privacy budget epsilon (robustness.*, "
     "federated.attack, federated.privacy)", "fedhar.studies.robustness:run_robustness", own_seeds=True))
+STUDIES.register("devices", Study(
+    "fleets of device tiers (ranks, depths, availability, deadline) per LoRA aggregation rule: global and per-tier "
+    "macro-F1, bytes, simulated time (devices.*, federated.tiers)", "fedhar.studies.devices:run_devices", own_seeds=True))
 STUDIES.register("personalization", Study(
     "federated model, then on-device personalisation per client (personalization.*)",
     "fedhar.transfer.personalize:run_personalization", rows="fedhar.studies.rows:personalization_rows",

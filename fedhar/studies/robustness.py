@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from fedhar.config import ExperimentConfig, derive
 from fedhar.reporting.seeds import SeedTable, aggregate
-from fedhar.reporting.stats import describe_verdict, fmt
+from fedhar.reporting.stats import describe_verdict
+from fedhar.studies.points import fmt_ms as _fmt, mean_std as _ms, run_point, slug
 
 if TYPE_CHECKING:
     from fedhar.reporting import RunFolder
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 ATTACK, PRIVACY, CLEAN = "attack", "privacy", "none"
 TABLE = SeedTable(keys=("panel", "aggregator", "attack", "value"), variant=("aggregator",), groups=("panel", "attack", "value"))
 """Verdicts compare the aggregation rules at each (attack, fraction)."""
-
-
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
 def eps_label(eps: float | None) -> str:
@@ -77,8 +74,6 @@ def point_row(results: dict, panel: str, agg: str, attack: str, value: str) -> d
 
 def run_robustness(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     """Every point for every seed (finished ones kept on resume), then the aggregate and report."""
-    from fedhar.federated.run import run_federated
-
     seeds = list(cfg.seeds or [cfg.seed])
     plan = list(points(cfg))
     results = folder.results
@@ -92,10 +87,9 @@ def run_robustness(cfg: ExperimentConfig, folder: RunFolder) -> dict:
             if folder.done(*key):
                 continue
             pcfg = point_config(cfg, seed, panel, agg, attack, value, changes)
-            where = folder.path / "points" / f"seed_{seed}" / slug(f"{panel}-{agg}-{attack}-{value}")
-            log.info("[%d/%d] seed %d: %s / %s / %s = %s -> %s", n, total, seed, panel, agg, attack, value, where)
-            res = run_federated(pcfg, resume=str(where)) if (where / "config.yaml").exists() else run_federated(pcfg, out=str(where))
-            rows.append({"seed": seed, **point_row(res, panel, agg, attack, value), "folder": str(where.relative_to(folder.path))})
+            log.info("[%d/%d] seed %d: %s / %s / %s = %s", n, total, seed, panel, agg, attack, value)
+            res, where = run_point(pcfg, folder, seed, f"{panel}-{agg}-{attack}-{value}")
+            rows.append({"seed": seed, **point_row(res, panel, agg, attack, value), "folder": where})
             folder.record(*key)
             write_outputs(cfg, folder, rows)
     write_outputs(cfg, folder, rows)
@@ -113,11 +107,6 @@ def write_outputs(cfg: ExperimentConfig, folder: RunFolder, rows: list[dict]) ->
     cells = {(c["panel"], c["aggregator"], c["attack"], c["value"]): c["metrics"] for c in agg["cells"]}
     folder.write_report(report(cfg, cells, agg, len(per_seed)))
     draw(cfg, folder, cells)
-
-
-def _ms(cell: dict | None, metric: str = "macro_f1") -> tuple[float, float] | None:
-    m = (cell or {}).get(metric)
-    return None if not m or m.get("mean") is None else (m["mean"], m.get("std") or 0.0)
 
 
 def attack_series(cfg: ExperimentConfig, cells: dict, attack: str) -> dict[str, list[tuple[str, float, float]]]:
@@ -150,10 +139,6 @@ def draw(cfg: ExperimentConfig, folder: RunFolder, cells: dict) -> None:
                         f"{cfg.name}: {attack} attackers")
     if series := privacy_series(cfg, cells):
         folder.plot("privacy.png", errorbars_png, series, "global macro-F1", f"{cfg.name}: macro-F1 against epsilon")
-
-
-def _fmt(v: tuple[float, float] | None) -> str:
-    return "–" if v is None else fmt({"mean": v[0], "std": v[1]})
 
 
 def kept(v: tuple[float, float] | None, clean: tuple[float, float] | None) -> str:
