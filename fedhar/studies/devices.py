@@ -126,6 +126,8 @@ def verdicts(cfg: ExperimentConfig, rows: list[dict]) -> dict:
             a, b = [mixed[s] for s in common], [cap[s] for s in common]
             out["vs_capable"] = {"tiers": list(dcfg.weak_tiers), "best_mixed_f1": sum(a) / len(a), "capable_f1": sum(b) / len(b),
                                  "seeds": common, **paired_test(a, b, cfg.stats.test), "beats": sum(a) > sum(b)}
+        else:
+            out["vs_capable"] = {"tiers": list(dcfg.weak_tiers), "missing": True}
     return out
 
 
@@ -168,7 +170,10 @@ def report(cfg: ExperimentConfig, cells: dict, rows: list[dict], found: dict, n_
             lines.append(f"- best mixed rule **{b['setup']}**: global macro-F1 {h['best_mixed_f1']:.3f} against "
                          f"{h['keep']:g} x homogeneous {h['homogeneous_f1']:.3f} = {h['threshold']:.3f}: "
                          + ("**met**" if h["met"] else "**not met**"))
-        if (v := found.get("vs_capable")) is not None:
+        if (v := found.get("vs_capable")) is not None and v.get("missing"):
+            lines.append(f"- no seed has per-tier macro-F1 of {', '.join(v['tiers'])} (`devices.weak_tiers`) for both "
+                         f"**{b['setup']}** and **{cfg.devices.capable}**")
+        elif v is not None:
             p = "n/a (too few seeds)" if v["p"] is None else f"{v['p']:.3g}"
             lines.append(f"- best mixed rule **{b['setup']}** against **{cfg.devices.capable}** on the "
                          f"{', '.join(v['tiers'])} clients' data (mean of their tiers' macro-F1): {v['best_mixed_f1']:.3f} "

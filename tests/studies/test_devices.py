@@ -28,7 +28,7 @@ from fedhar.studies import run_study
 setups = %r
 cfg = derive(load_config("configs/smoke.yaml"), {"name": "dev", "seeds": [0], "federated.tiers": setups[0]["set"]["federated.tiers"],
              "devices.setups": setups, "devices.homogeneous": "homogeneous", "devices.mixed": ["mixed shared_a"],
-             "devices.weak_tiers": ["watch_custom"]})
+             "devices.capable": "mixed shared_a", "devices.weak_tiers": ["watch_custom"]})
 run_study("devices", cfg, sys.argv[1])
 """ % (SETUPS,)
 
@@ -58,6 +58,7 @@ def test_the_report_has_the_table_and_the_verdict(study):
     report = (study / "report.md").read_text()
     assert "| setup | global macro-F1 | F1 flagship_custom | F1 watch_custom |" in report
     assert "| mixed shared_a | " in report and "x homogeneous" in report
+    assert "on the watch_custom clients' data" in report and "p=n/a (too few seeds)" in report  # paired over 1 seed
     assert (study / "devices.png").exists()
 
 
