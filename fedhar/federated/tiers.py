@@ -22,7 +22,7 @@ from fedhar.federated.seeds import derive_seed
 from fedhar.registry import Registry
 from fedhar.schema import named_or_mapping
 
-Availability = Literal["always", "daily", "dropout"]
+Availability = Literal["always", "daily", "dropout", "never"]
 StragglerPolicy = Literal["drop", "stale"]
 SHARE_TOLERANCE = 1e-6
 
@@ -47,7 +47,7 @@ class TierConfig:
     blocks: int = field(default=8, metadata={"help": "Backbone blocks its clients run and adapt: the first N (at most `model.backbone.layers`)."})
     speed: float = field(default=1.0, metadata={"help": "Compute speed relative to the machine that runs the simulation: simulated compute = measured seconds / speed."})
     uplink_mbps: float = field(default=10.0, metadata={"help": "Uplink bandwidth in Mbit/s: simulated upload = bytes * 8 / (uplink_mbps * 1e6)."})
-    availability: Availability = field(default="always", metadata={"help": f"One of {', '.join(get_args(Availability))}: online every round, during `hours_on` of each simulated day, or independently with probability 1 - `dropout` per round."})
+    availability: Availability = field(default="always", metadata={"help": f"One of {', '.join(get_args(Availability))}: online every round, during `hours_on` of each simulated day, independently with probability 1 - `dropout` per round, or never (its clients never train but are still evaluated: a fleet of only the capable devices)."})
     hours_on: list[int] = field(default_factory=list, metadata={"help": "daily: hours of the client's local day (0-23) in which it can train."})
     stagger: bool = field(default=True, metadata={"help": "daily: shift each client's day by a seeded whole number of hours (time zones, habits), so the tier does not go on and off all at once."})
     dropout: float = field(default=0.0, metadata={"help": "dropout: probability in [0, 1) that a client is offline in a round, drawn per client and round."})
@@ -210,10 +210,10 @@ def available(tier: TierConfig, client: int, server_round: int, seed: int, hours
     ``daily``: round ``t`` starts at simulated hour ``(t - 1) * hours_per_round``, plus the client's
     seeded offset of 0-23 h when ``stagger`` is on. The client is online when that hour of its
     local day is in ``hours_on``. ``dropout``: an independent draw per (client, round) from the
-    run seed.
+    run seed. ``never``: offline for training in every round (evaluation still reaches it).
     """
-    if tier.availability == "always":
-        return True
+    if tier.availability in ("always", "never"):
+        return tier.availability == "always"
     if tier.availability == "dropout":
         u = np.random.default_rng(derive_seed(seed, "available", client, server_round)).random()
         return bool(u >= tier.dropout)

@@ -101,6 +101,11 @@ def test_always_and_dropout_availability():
     assert len(set(per_client)) > 3  # independent per client, not one shared coin
 
 
+def test_a_never_tier_is_offline_every_round():
+    tier = TierConfig("shelf", availability="never")
+    assert not any(available(tier, c, r, seed=s) for c in range(5) for r in range(1, 50) for s in (0, 1))
+
+
 def test_daily_availability_follows_the_local_hour():
     night = TierConfig("night", availability="daily", hours_on=[0, 1, 2, 3, 4, 5], stagger=False)
     on = [available(night, 0, r, seed=0) for r in range(1, 26)]

@@ -1,5 +1,5 @@
-"""The devices study end to end on a tiny config: two fleets (homogeneous, and a mixed fleet of two
-tiers under shared_a), one seed, real federated runs on the Simulation Engine (tiny-llama,
+"""The devices study end to end on a tiny config: three fleets (homogeneous, a mixed fleet of two
+tiers under shared_a, and the same with the small tier never online), one seed, real federated runs on the Simulation Engine (tiny-llama,
 synthetic data); and its config errors."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 BIG = {"base": "flagship", "rank": 4, "blocks": 2}
 SMALL = {"base": "watch", "rank": 2, "blocks": 1}
 SETUPS = [{"label": "homogeneous", "set": {"federated.tiers": [BIG]}},
-          {"label": "mixed shared_a", "set": {"federated.tiers": [BIG, SMALL], "federated.lora_aggregation": "shared_a"}}]
+          {"label": "mixed shared_a", "set": {"federated.tiers": [BIG, SMALL], "federated.lora_aggregation": "shared_a"}},
+          {"label": "capable", "set": {"federated.tiers": [BIG, {**SMALL, "availability": "never"}],
+                                       "federated.lora_aggregation": "shared_a"}}]
 RUN = """
 import sys
 from fedhar.config import derive, load_config
@@ -28,7 +30,7 @@ from fedhar.studies import run_study
 setups = %r
 cfg = derive(load_config("configs/smoke.yaml"), {"name": "dev", "seeds": [0], "federated.tiers": setups[0]["set"]["federated.tiers"],
              "devices.setups": setups, "devices.homogeneous": "homogeneous", "devices.mixed": ["mixed shared_a"],
-             "devices.capable": "mixed shared_a", "devices.weak_tiers": ["watch_custom"]})
+             "devices.capable": "capable", "devices.weak_tiers": ["watch_custom"]})
 run_study("devices", cfg, sys.argv[1])
 """ % (SETUPS,)
 
@@ -43,13 +45,16 @@ def study(tmp_path_factory) -> Path:
 
 def test_the_study_writes_rows_with_per_tier_columns(study):
     res = json.loads((study / "results.json").read_text())
-    assert res["complete"] and [r["setup"] for r in res["rows"]] == ["homogeneous", "mixed shared_a"]
-    homo, mixed = res["rows"]
+    assert res["complete"] and [r["setup"] for r in res["rows"]] == ["homogeneous", "mixed shared_a", "capable"]
+    homo, mixed, capable = res["rows"]
     for row, tiers in ((homo, ["flagship_custom"]), (mixed, ["flagship_custom", "watch_custom"])):
         assert row["folder"].startswith("points/seed_0/") and (study / row["folder"] / "results.json").exists()
         for col in ["macro_f1", "simulated_seconds", *[f"f1_{t}" for t in tiers], *[f"bytes_up_{t}" for t in tiers]]:
             assert math.isfinite(row[col]), col
     assert mixed["bytes_up_flagship_custom"] > mixed["bytes_up_watch_custom"] > 0
+    # availability: never -- the watches never train (nothing sent) but are still evaluated
+    assert capable["bytes_up_watch_custom"] == 0 and math.isfinite(capable["f1_watch_custom"])
+    assert capable["bytes_up_flagship_custom"] > 0
     assert res["verdicts"]["best_mixed"]["setup"] == "mixed shared_a" and "vs_homogeneous" in res["verdicts"]
     assert "f1_watch_custom" in (study / "metrics.csv").read_text().splitlines()[0]
 
