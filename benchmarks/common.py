@@ -38,6 +38,24 @@ def experiment(backbone: dict, train: dict | None = None, data: dict | None = No
     return build_config(raw)
 
 
+def iid_federation(num_clients: int, rounds: int, smoke: bool, layers: int, batch_size: int, name: str,
+                   **federated: Any) -> ExperimentConfig:
+    """The federated benchmarks' run: a stratified 3000-window UCI-HAR sample split IID over
+    ``num_clients`` clients, all of them every round, on the first ``layers`` SmolLM2 blocks with
+    LoRA (``smoke``: synthetic windows and the tiny test backbone)."""
+    if smoke:
+        data = {"source": "synthetic", "split": "subject", "test_fraction": 0.3, "options": {"n_per_class": 20, "subjects": 6}}
+        backbone = {"name": "tiny-llama", "layers": 2, "lora": {"r": 4, "alpha": 8}}
+    else:
+        data = {"source": "uci_har", "root": os.environ.get("FEDHAR_DATA_DIR"), "split": "official", "max_windows": 3000}
+        backbone = {"name": "smollm2-135m", "layers": layers, "lora": LORA}
+    fed = {"rounds": rounds, "partition": "iid", "num_clients": num_clients, "local_epochs": 1,
+           "local_test_fraction": 0.2, "fraction_train": 1.0, "fraction_evaluate": 1.0,
+           "min_train_clients": num_clients, "min_evaluate_clients": num_clients,
+           "min_available_clients": num_clients, **federated}
+    return experiment(backbone, {"batch_size": batch_size, "schedule": "constant", "precision": "bf16"}, data, fed, name=name)
+
+
 def matmul_peak(dtype: torch.dtype, sizes: Sequence[int] = (1024, 2048, 3072), seconds: float = 1.5) -> dict:
     """The best square-matmul rate this process reaches (FLOP/s), the ceiling a model is compared to.
 

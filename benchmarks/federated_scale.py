@@ -14,26 +14,15 @@ actors (``backend_cpus / client_cpus``), not with the number of clients.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
-from common import LORA, experiment, md_table, PeakMemory, section_main, write_section
+from common import iid_federation, md_table, PeakMemory, section_main, write_section
 from fedhar.federated.run import run_federated
 
 
 def scale_config(num_clients: int, rounds: int, smoke: bool, run_name: str):
-    if smoke:
-        data = {"source": "synthetic", "split": "subject", "test_fraction": 0.3, "options": {"n_per_class": 20, "subjects": 6}}
-        backbone = {"name": "tiny-llama", "layers": 2, "lora": {"r": 4, "alpha": 8}}
-    else:
-        data = {"source": "uci_har", "root": os.environ.get("FEDHAR_DATA_DIR"), "split": "official", "max_windows": 3000}
-        backbone = {"name": "smollm2-135m", "layers": 8, "lora": LORA}
-    federated = {"rounds": rounds, "partition": "iid", "num_clients": num_clients, "local_epochs": 1,
-                 "local_test_fraction": 0.2, "fraction_train": 1.0, "fraction_evaluate": 1.0,
-                 "min_train_clients": num_clients, "min_evaluate_clients": num_clients,
-                 "min_available_clients": num_clients, "client_cpus": 1.0, "backend_cpus": 2}
-    return experiment(backbone, {"batch_size": 16, "schedule": "constant", "precision": "bf16"}, data, federated, name=run_name)
+    return iid_federation(num_clients, rounds, smoke, layers=8, batch_size=16, name=run_name, client_cpus=1.0, backend_cpus=2)
 
 
 def run(out: Path, smoke: bool = False, clients: tuple[int, ...] = (10, 30, 100), rounds: int = 2) -> dict:

@@ -20,12 +20,14 @@ sys.path.insert(0, str(HERE))
 
 import federated_scale  # noqa: E402
 import head_cache  # noqa: E402
+import secure_aggregation  # noqa: E402
 import throughput  # noqa: E402
 import time_to_accuracy  # noqa: E402
 from common import machine  # noqa: E402
 
 SECTIONS = {"throughput": throughput.run, "head_cache": head_cache.run,
-            "time_to_accuracy": time_to_accuracy.run, "federated_scale": federated_scale.run}
+            "time_to_accuracy": time_to_accuracy.run, "federated_scale": federated_scale.run,
+            "secure_aggregation": secure_aggregation.run}
 BEGIN, END = "<!-- latest-report:begin -->", "<!-- latest-report:end -->"
 
 
