@@ -188,6 +188,7 @@ class FederatedConfig:
     secagg: SecAggConfig = field(default_factory=SecAggConfig, metadata={"help": "SecAgg+ parameters."})
     tiers: list[str | dict] = field(default_factory=list, metadata={"help": "Device tiers (heterogeneous devices): built-in names (flagship, budget_phone, watch) or mappings of tier fields (name, share or clients, rank, blocks, speed, uplink_mbps, availability, hours_on, stagger, dropout; `base: <built-in>` plus overrides). A client of a tier trains LoRA at the tier's rank on the first `blocks` backbone blocks. Empty: every client trains the whole model (homogeneous)."})
     lora_aggregation: LoraAggregation = field(default="auto", metadata={"help": f"With `tiers`: how LoRA updates of mixed ranks are averaged, one of {', '.join(get_args(LoraAggregation))}. zero_pad (HetLoRA: pad A and B to the largest rank, average each), shared_a (FFA-LoRA: one seeded frozen A, only B trains and travels; the exact mean of the updates), svd (FlexLoRA: average the products B A, refactor by truncated SVD); auto: shared_a when the tiers' ranks differ, else zero_pad (plain FedAvg of A and B, each block over the clients that run it)."})
+    tier_parts: Literal["shared", "per_depth"] = field(default="shared", metadata={"help": "With `tiers`: the frontend, head and other tensors outside the backbone blocks are one set shared by every depth (`shared`), or one set per tier depth (`per_depth`: each set averaged over the clients that run that many blocks; the deepest tiers' set is the global model's)."})
     round_deadline_s: float | None = field(default=None, metadata={"help": "With `tiers`: simulated seconds a round waits for replies; later clients are stragglers (see `stragglers`). null: no deadline, a round lasts as long as its slowest client."})
     stragglers: Literal["drop", "stale"] = field(default="drop", metadata={"help": "With `round_deadline_s`: drop a straggler's update, or keep it for the first round open when it arrives, weighted 1 / (1 + rounds late)."})
     max_staleness: int | None = field(default=None, metadata={"help": "`stragglers: stale`: a late update that many rounds old or older is discarded (null: never)."})
@@ -261,7 +262,7 @@ class FederatedConfig:
             raise ConfigError(f"`federated.target_macro_f1` must be in (0, 1]; got {self.target_macro_f1}.")
         if not self.tiers:
             default = FederatedConfig.__dataclass_fields__
-            unused = [k for k in ("lora_aggregation", "round_deadline_s", "stragglers", "max_staleness", "hours_per_round")
+            unused = [k for k in ("lora_aggregation", "tier_parts", "round_deadline_s", "stragglers", "max_staleness", "hours_per_round")
                       if getattr(self, k) != default[k].default]
             if unused:
                 raise ConfigError(f"{', '.join(f'`federated.{k}`' for k in unused)} applies to heterogeneous devices; "

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import yaml
+from safetensors.torch import save_file
 
 from fedhar.config import ExperimentConfig, config_to_dict
 from fedhar.data.sources import load_splits
@@ -245,14 +246,23 @@ class FederatedTask:
             return evaluate(model, test, self.cfg.train), len(test)
 
     def evaluate_central(self, state: dict) -> dict:
+        """The global model on the held-out test split (under ``tier_parts: per_depth`` with the
+        deepest tiers' frontend and head)."""
+        if self.fleet is not None:
+            state = self.fleet.central(state)
         return self.evaluate_state(state, self.splits[1], "global state")
 
     def save_global_model(self, state: dict, folder: Path) -> Path:
         """``state`` saved as a central run saves its model (``model/``: trainable state with its
-        backbone, classes and channels, plus the LoRA adapter), so a federated run's model loads alike."""
+        backbone, classes and channels, plus the LoRA adapter), so a federated run's model loads alike.
+        Under ``tier_parts: per_depth`` the shallower depths' frontends and heads go beside it in
+        ``tier_parts.safetensors`` (keys ``tier_depth_<blocks>.<key>``)."""
+        parts = self.fleet.depth_parts(state) if self.fleet is not None else {}
         with self._lock:
-            self.model.load_trainable_state(state, where="final global state")
+            self.model.load_trainable_state(self.fleet.central(state) if parts else state, where="final global state")
             save_model(self.model, folder)
+        if parts:
+            save_file({k: torch.as_tensor(v).contiguous() for k, v in parts.items()}, str(Path(folder) / "tier_parts.safetensors"))
         return Path(folder)
 
 

@@ -14,7 +14,8 @@ from typing import Mapping
 import torch
 
 from fedhar.federated.config import FederatedConfig
-from fedhar.federated.lora_aggregation import LoraRule, install_shared_a, lora_pairs, relative_scale, truncate
+from fedhar.federated.lora_aggregation import (LoraRule, block_index, install_shared_a, lora_pairs, relative_scale,
+                                               truncate)
 from fedhar.federated.tiers import TierConfig, assign_tiers
 
 State = Mapping[str, torch.Tensor]
@@ -32,6 +33,8 @@ class Fleet:
     global_rank: int
     """The global model's LoRA rank (``model.backbone.lora.r``); every tier's rank is at most this."""
     seed: int
+    parts: str = "shared"
+    """``federated.tier_parts``: one frontend and head for every depth, or one per tier depth."""
 
     @classmethod
     def of(cls, fcfg: FederatedConfig, global_rank: int, num_clients: int, seed: int) -> "Fleet | None":
@@ -39,7 +42,41 @@ class Fleet:
         tiers = fcfg.tier_configs()
         if not tiers:
             return None
-        return cls(tuple(tiers), tuple(assign_tiers(tiers, num_clients, seed)), fcfg.lora_rule(), global_rank, seed)
+        return cls(tuple(tiers), tuple(assign_tiers(tiers, num_clients, seed)), fcfg.lora_rule(), global_rank, seed,
+                   fcfg.tier_parts)
+
+    # ------------------------------------------------------- per-depth parts
+    def _depth_prefix(self, pid: int) -> str | None:
+        """Under ``per_depth``, where the global state keeps client ``pid``'s frontend and head:
+        ``tier_depth_<blocks>.<key>`` for a tier shallower than the deepest one, None (the plain
+        keys, the global model's own) for the deepest tiers and under ``shared``."""
+        blocks = self.clients[pid].blocks
+        if self.parts != "per_depth" or blocks >= max(t.blocks for t in self.tiers):
+            return None
+        return f"tier_depth_{blocks}."
+
+    @staticmethod
+    def _part_keys(keys) -> list[str]:
+        """The keys outside the backbone blocks and LoRA: frontend, head, normaliser."""
+        return [k for k in keys if ".lora_A." not in k and ".lora_B." not in k and block_index(k) is None
+                and not k.startswith("tier_depth_")]
+
+    def central(self, state: State) -> "OrderedDict[str, torch.Tensor]":
+        """The global model's own state: ``state`` without the shallower depths' parts."""
+        return OrderedDict((k, v) for k, v in state.items() if not k.startswith("tier_depth_"))
+
+    def depth_parts(self, state: State) -> "OrderedDict[str, torch.Tensor]":
+        """The shallower depths' parts of the global state (empty under ``shared``)."""
+        return OrderedDict((k, v) for k, v in state.items() if k.startswith("tier_depth_"))
+
+    def to_global(self, state: State, pid: int) -> dict:
+        """Client ``pid``'s reply under the global state's keys: its frontend and head renamed to its
+        depth's copy (under ``per_depth``), so each depth is averaged over its own clients."""
+        prefix = self._depth_prefix(pid)
+        if prefix is None:
+            return dict(state)
+        parts = set(self._part_keys(state))
+        return {(prefix + k if k in parts else k): v for k, v in state.items()}
 
     def tier(self, pid: int) -> TierConfig:
         return self.clients[pid]
@@ -54,15 +91,22 @@ class Fleet:
 
     def initial(self, state: State) -> "OrderedDict[str, torch.Tensor]":
         """The first global state: under ``shared_a`` its A is the seeded shared A, which no one trains."""
+        out = OrderedDict((k, torch.as_tensor(v)) for k, v in state.items())
         if self.rule == "shared_a":
-            return install_shared_a(state, self.seed, self.global_rank)
-        return OrderedDict((k, torch.as_tensor(v)) for k, v in state.items())
+            out = install_shared_a(out, self.seed, self.global_rank)
+        prefixes = sorted({p for pid in range(len(self.clients)) if (p := self._depth_prefix(pid))})
+        for prefix in prefixes:  # every depth starts from the same frontend and head
+            out.update((prefix + k, out[k].clone()) for k in self._part_keys(state))
+        return out
 
     def slice_for(self, global_state: State, pid: int) -> "OrderedDict[str, torch.Tensor]":
         """What the server sends client ``pid``: its rank and blocks of the global state, B rescaled
         to its PEFT scaling, and under ``shared_a`` no A (the client draws it from the seed)."""
         t = self.clients[pid]
-        return truncate(global_state, t.rank, blocks=t.blocks, scale=self.scale(pid), with_a=self.rule != "shared_a")
+        own = self.central(global_state)
+        if (prefix := self._depth_prefix(pid)) is not None:
+            own.update((k, global_state[prefix + k]) for k in self._part_keys(own))
+        return truncate(own, t.rank, blocks=t.blocks, scale=self.scale(pid), with_a=self.rule != "shared_a")
 
     def complete(self, received: State, model_state: State) -> dict:
         """The client's full trainable state from what it ``received``: under ``shared_a`` the A

@@ -109,6 +109,7 @@ class TieredGuard(GuardedStrategy):
         """``aggregate_lora`` over the on-time replies and the stale updates that arrived."""
         pids = [_pid(m) for m in good] + [c for c, _, _ in self._arrived]
         states = [m.content["arrays"].to_torch_state_dict() for m in good] + [s for _, s, _ in self._arrived]
+        states = [self.fleet.to_global(st, p) for st, p in zip(states, pids)]
         weights = [float(m.content["metrics"]["num-examples"]) for m in good] + [w for _, _, w in self._arrived]
         agg = aggregate_lora(self._global, states, weights, self.fleet.rule, scales=[self.fleet.scale(p) for p in pids])
         if agg.reconstruction_error:  # svd: the worst module's relative error, per client rank

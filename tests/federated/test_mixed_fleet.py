@@ -1,5 +1,6 @@
 """A tiny mixed fleet end to end on the Simulation Engine: two tiers of different LoRA ranks and
-depths train for two rounds; each tier uploads its own slice, and the simulated time is recorded."""
+depths (each depth with its own frontend and head) train for two rounds; each tier uploads its own
+slice, and the simulated time is recorded."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from fedhar.studies import run_study
 
 tiers = [{"base": "flagship", "rank": 4, "blocks": 2, "clients": [0, 1]},
          {"base": "watch", "rank": 2, "blocks": 1, "clients": [2, 3]}]
-cfg = derive(load_config("configs/smoke.yaml"), {"federated.tiers": tiers, "federated.round_deadline_s": 3600.0})
+cfg = derive(load_config("configs/smoke.yaml"), {"federated.tiers": tiers, "federated.round_deadline_s": 3600.0,
+                                               "federated.tier_parts": "per_depth"})
 run_study("simulate", cfg, sys.argv[1])
 """
 
@@ -35,6 +37,7 @@ def test_the_mixed_fleet_finishes_with_its_model(run):
     assert run["complete"] and [r["round"] for r in run["rounds"]] == [1, 2]
     assert all(r["clients"] == 4 and r["failures"] == 0 for r in run["rounds"])
     assert (Path(run["folder"]) / "model" / "trainable_state.safetensors").exists()
+    assert (Path(run["folder"]) / "model" / "tier_parts.safetensors").exists()  # the watches' own frontend and head
 
 
 def test_each_tier_uploads_its_own_slice(run):

@@ -117,6 +117,28 @@ def test_dropped_stragglers_and_offline_clients_do_not_count():
     assert rec.rows[1]["stragglers"] == [1] and rec.rows[1]["clients"] == 1
 
 
+def test_per_depth_parts_are_averaged_over_their_depth_only():
+    s, rec, fleet, glob = strategy(tier_parts="per_depth")
+    assert set(glob) - set(global_state()) == {"tier_depth_1.head.w"}  # the shallow tier's own head
+    assert torch.equal(glob["tier_depth_1.head.w"], glob["head.w"])  # both start alike
+    msgs = list(s.configure_train(1, ArrayRecord(glob), ConfigRecord(), Nodes()))
+    by_pid = {NODES[m.metadata.dst_node_id]: m for m in msgs}
+    assert set(by_pid[2].content["arrays"].keys()) == {"backbone.layers.0.q.lora_B.default.weight", "head.w"}
+    replies = [trained(by_pid[pid], compute_s=1.0) for pid in range(4)]
+    got = s.aggregate_train(1, replies)[0].to_torch_state_dict()
+    shift = {pid: 0.5 * (pid + 1) for pid in range(4)}  # what each client added; weights 10 (pid + 1)
+    deep = (10 * shift[0] + 20 * shift[1]) / 30
+    shallow = (30 * shift[2] + 40 * shift[3]) / 70
+    assert torch.allclose(got["head.w"], glob["head.w"] + deep)
+    assert torch.allclose(got["tier_depth_1.head.w"], glob["tier_depth_1.head.w"] + shallow)
+    # block 0's LoRA is still shared by both depths, and the global model's own state has no copies
+    assert set(fleet.central(got)) == set(global_state())
+    assert set(fleet.depth_parts(got)) == {"tier_depth_1.head.w"}
+    sent = {NODES[m.metadata.dst_node_id]: m for m in s.configure_train(2, ArrayRecord(got), ConfigRecord(), Nodes())}
+    assert torch.allclose(sent[3].content["arrays"].to_torch_state_dict()["head.w"], got["tier_depth_1.head.w"])
+    assert torch.allclose(sent[0].content["arrays"].to_torch_state_dict()["head.w"], got["head.w"])
+
+
 def test_svd_reports_the_reconstruction_error_per_client_rank():
     s, rec, _, glob = strategy(lora_aggregation="svd")
     msgs = list(s.configure_train(1, ArrayRecord(glob), ConfigRecord(), Nodes()))

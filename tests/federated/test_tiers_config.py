@@ -61,6 +61,7 @@ def test_combinations_not_wired_into_tiers_are_refused(changes, match):
 
 @pytest.mark.parametrize("changes, match", [
     ({"lora_aggregation": "svd"}, r"`federated.lora_aggregation` applies to heterogeneous devices; set `federated.tiers`"),
+    ({"tier_parts": "per_depth"}, r"`federated.tier_parts` applies to heterogeneous devices"),
     ({"round_deadline_s": 5.0, "stragglers": "stale"}, r"`federated.round_deadline_s`, `federated.stragglers` applies"),
 ])
 def test_tier_keys_without_tiers_are_refused_not_ignored(changes, match):
