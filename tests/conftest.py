@@ -8,6 +8,8 @@ at start instead.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,19 @@ def _smoke_config(**sections):
         base.setdefault(key, {})
         base[key].update(value) if isinstance(value, dict) else base.__setitem__(key, value)
     return build_config(base)
+
+
+def _run_python(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh interpreter from the repository root; a non-zero exit fails the
+    test with the tail of its stderr. Whole runs go in their own process, so the Simulation
+    Engine's workers and logging do not leak into the test session."""
+    res = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=REPO,
+                         timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+@pytest.fixture(scope="session")
+def run_python():
+    """:func:`_run_python`: ``run_python(script, *argv)`` runs a script in a fresh interpreter."""
+    return _run_python

@@ -26,10 +26,9 @@ run_study("simulate", cfg, sys.argv[1])
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
+def run(tmp_path_factory, run_python) -> dict:
     out = tmp_path_factory.mktemp("fleet") / "run"
-    res = subprocess.run([sys.executable, "-c", RUN, str(out)], capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_python(RUN, str(out))
     return json.loads((out / "results.json").read_text()) | {"folder": str(out)}
 
 

@@ -4,8 +4,6 @@ confusion matrix and per-class F1, explained metrics and plots (one Simulation E
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parents[2]
 RUN = """
 import sys
 from fedhar.config import derive, load_config
@@ -26,11 +23,10 @@ run_study("simulate", cfg, sys.argv[1], supernodes=3)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> tuple[Path, str]:
+def run(tmp_path_factory, run_python) -> tuple[Path, str]:
     """(run folder, everything the run printed) of a 2-round run re-partitioned into 3 clients."""
     out = tmp_path_factory.mktemp("sim") / "run"
-    res = subprocess.run([sys.executable, "-c", RUN, str(out)], capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    res = run_python(RUN, str(out))
     return out, res.stdout + res.stderr
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ import pytest
 from fedhar.config import build_config
 from fedhar.exceptions import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
 BIG = {"base": "flagship", "rank": 4, "blocks": 2}
 SMALL = {"base": "watch", "rank": 2, "blocks": 1}
 SETUPS = [{"label": "homogeneous", "set": {"federated.tiers": [BIG]}},
@@ -36,10 +33,9 @@ run_study("devices", cfg, sys.argv[1])
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
+def study(tmp_path_factory, run_python) -> Path:
     out = tmp_path_factory.mktemp("devices") / "run"
-    res = subprocess.run([sys.executable, "-c", RUN, str(out)], capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_python(RUN, str(out))
     return out
 
 
