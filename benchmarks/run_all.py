@@ -18,6 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import export  # noqa: E402
 import federated_scale  # noqa: E402
 import head_cache  # noqa: E402
 import secure_aggregation  # noqa: E402
@@ -27,7 +28,7 @@ from common import machine  # noqa: E402
 
 SECTIONS = {"throughput": throughput.run, "head_cache": head_cache.run,
             "time_to_accuracy": time_to_accuracy.run, "federated_scale": federated_scale.run,
-            "secure_aggregation": secure_aggregation.run}
+            "secure_aggregation": secure_aggregation.run, "export": export.run}
 BEGIN, END = "<!-- latest-report:begin -->", "<!-- latest-report:end -->"
 
 

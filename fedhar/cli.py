@@ -1,4 +1,4 @@
-"""The ``fedhar`` command line: train, pretrain, simulate, study, predict, compare, data, config.
+"""The ``fedhar`` command line: train, pretrain, simulate, study, predict, export, compare, data, config.
 
 Every user-facing failure is a :class:`~fedhar.exceptions.FedharError`; the CLI prints its
 reason as one paragraph and exits non-zero, with no traceback.
@@ -32,7 +32,8 @@ def _flower_warnings_only(record: logging.LogRecord) -> bool:
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("transformers", "peft", "urllib3", "matplotlib", "filelock", "alembic", "datasets"):
+    for noisy in ("transformers", "peft", "urllib3", "matplotlib", "filelock", "alembic", "datasets", "onnx_ir",
+                  "onnxscript", "torch.onnx", "onnxruntime"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     flwr = logging.getLogger("flwr")
     flwr.propagate = False  # Flower prints through its own handler
@@ -144,6 +145,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from fedhar.export.run import ExportOptions, export_run
+
+    opts = ExportOptions(format=args.format, quantize=args.quantize, client=args.client, personal=args.personal,
+                         min_agreement=args.min_agreement, windows=args.windows, bench=args.bench,
+                         bench_windows=args.bench_windows)
+    r = export_run(args.run_dir, args.out, opts, overrides=list(args.set))
+    p = r["parity"]
+    print(f"exported {r['source']} -> {r['file']} ({r['file_bytes'] / 1e6:.1f} MB, {r['format']}, quantize {r['quantize']})")
+    print(f"parity on {p['windows']:,} test windows: argmax agreement {100 * p['agreement']:.2f}% "
+          f"(required {100 * p['min_agreement']:.2f}%), max |logit diff| {p['max_abs_logit_diff']:.2e}, "
+          f"macro-F1 {p['macro_f1']:.4f} (PyTorch {p['macro_f1_torch']:.4f})")
+    if b := r.get("bench"):
+        lat, mem = b["latency"], b["memory"]
+        print(f"one thread: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms per window over {lat['windows']} "
+              f"windows; {b['throughput']['windows_per_s']:.1f} windows/s at batch {b['throughput']['batch']}; "
+              f"peak memory {mem['model_peak_mb']:.0f} MB above the runtime")
+    print(f"report: {r['file']}.json")
+    return 0
+
+
 def _cmd_data_info(args: argparse.Namespace) -> int:
     from fedhar.data.sources import describe
 
@@ -244,6 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a value of the run's saved config, e.g. --set data.max_windows=500 (repeatable)")
     pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser("export", help="a trained run's model as one ONNX or ExecuTorch file, checked against PyTorch")
+    ex.add_argument("run_dir", metavar="RUN_DIR", help="a finished central or federated run folder (or its model/ "
+                    "folder, or a client's personal state file)")
+    ex.add_argument("--format", choices=("onnx", "executorch"), default="onnx", help="file format (default: onnx)")
+    ex.add_argument("--quantize", choices=("none", "int8", "int4"), default="none",
+                    help="weight quantisation (default: none, float32)")
+    ex.add_argument("--client", type=int, default=None, metavar="N",
+                    help="export client N's personalised model (RUN_DIR/clients/client_NNNN) instead of the global one")
+    ex.add_argument("--personal", default=None, metavar="NAME",
+                    help="with --client: which of the client's state files (e.g. finetune, fedper) when it has several")
+    ex.add_argument("--out", required=True, metavar="FILE", help="the exported file (.onnx or .pte); the parity "
+                    "report goes beside it as FILE.json")
+    ex.add_argument("--min-agreement", type=float, default=None, metavar="SHARE",
+                    help="argmax agreement with PyTorch the export must reach (default 0.995 for float32, 0.99 int8, "
+                         "0.95 int4)")
+    ex.add_argument("--windows", type=int, default=None, metavar="N",
+                    help="check parity on the first N test windows only (default: all)")
+    ex.add_argument("--bench", action="store_true",
+                    help="also measure file size, peak memory, one-thread latency (p50/p95) and batch-32 throughput")
+    ex.add_argument("--bench-windows", type=int, default=200, metavar="N",
+                    help="single windows timed for the latency percentiles (default and minimum 200)")
+    ex.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a value of the run's saved config (repeatable)")
+    ex.set_defaults(func=_cmd_export)
 
     d = sub.add_parser("data", help="inspect datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -27,3 +27,7 @@ class ModelError(FedharError):
 
 class FederationError(FedharError):
     """A federated run cannot proceed (too few clients, corrupt checkpoint, ...)."""
+
+
+class ExportError(FedharError):
+    """A model cannot be exported, or the exported graph does not reproduce the PyTorch model."""

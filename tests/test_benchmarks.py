@@ -38,3 +38,14 @@ def test_run_all_rejects_unknown_section(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_all.main(["--smoke", "--only", "nonsense", "--out", str(tmp_path)])
     assert "unknown section" in capsys.readouterr().err
+
+
+def test_export_benchmark_smoke_measures_every_row(tmp_path):
+    assert run_all.main(["--smoke", "--only", "export", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "export.json").read_text())["rows"]
+    assert {r["model"] for r in rows} == {"LLM 1 block", "LLM 2 blocks", "no LLM", "Transformer (from scratch)", "MAE"}
+    assert {r["quantize"] for r in rows} == {"fp32", "int8"}
+    for r in rows:
+        assert r["mb"] > 0 and 0 < r["p50_ms"] <= r["p95_ms"] and r["peak_mb"] > 0 and 0 <= r["agreement"] <= 1
+        if r["quantize"] == "fp32":
+            assert r["agreement"] == 1.0 and r["macro_f1"] == r["macro_f1_torch"]

@@ -3,7 +3,7 @@
 Layer order, lowest first (a module may import its own layer and those below):
 
     core (exceptions, schema, registry, checks, config, configdoc, hub, quiet, reporting) -> data -> drift -> models
-    -> training -> distill -> federated -> {continual, transfer, smarthome} -> studies -> cli
+    -> training -> distill -> federated -> {continual, transfer, smarthome, export} -> studies -> cli
 
 - A ``fedhar/<pkg>/config.py`` imports, at module level, only light core modules (exceptions,
   schema, registry), other config modules, the standard library and yaml, so that
@@ -33,7 +33,7 @@ CORE = {"fedhar", "fedhar.exceptions", "fedhar.schema", "fedhar.registry", "fedh
         "fedhar.quiet"}
 LIGHT_CORE = {"fedhar", "fedhar.exceptions", "fedhar.schema", "fedhar.registry"}
 RANK = {"core": 0, "data": 1, "drift": 2, "models": 3, "training": 4, "distill": 5, "federated": 6,
-        "continual": 7, "transfer": 7, "smarthome": 7, "studies": 8, "cli": 9}
+        "continual": 7, "transfer": 7, "smarthome": 7, "export": 7, "studies": 8, "cli": 9}
 CONFIG_THIRD_PARTY = {"yaml"}
 HEAVY = ("torch", "transformers", "peft", "flwr", "matplotlib", "sklearn")
 

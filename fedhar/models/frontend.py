@@ -69,6 +69,15 @@ class SensorFrontend(nn.Module):
                             for s in range(len(self.sensor_names))], 1)
 
 
+def some_absent(present: torch.Tensor | None) -> bool:
+    """Whether the absent-sensor path must run: a sensor is absent in some window. Skipping it
+    when all are present saves time; while exporting (``torch.export``, ONNX) it always runs, since
+    a graph cannot branch on the data and the path is exact when every sensor is present."""
+    if present is None:
+        return False
+    return torch.compiler.is_exporting() or not bool(present.all())
+
+
 class SensorBranch(nn.Module):
     """Temporal conv stack over one sensor's channels: ``[B, c, T] -> [B, channels[-1], T']``."""
 
@@ -110,7 +119,7 @@ class ConvFrontend(SensorFrontend):
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         feats = [branch(self.sensor_channels(x, s)) for s, branch in enumerate(self.branches)]
-        if present is not None and not bool(present.all()):
+        if some_absent(present):
             feats = [torch.where(present[:, i, None, None], f, self.absent[i][None, :, None].to(f.dtype))
                      for i, f in enumerate(feats)]
         h = self.pool(torch.cat(feats, dim=1))  # [B, S*c, T'] -> [B, S*c, L]
@@ -217,7 +226,7 @@ class PatchFrontend(SensorFrontend):
             x = (x - mean[..., None]) / std[..., None]
             stats = self._stats_token(mean, std, present)
         patches = self._patches(x)  # [B, C, n, P]
-        absent = present is not None and not bool(present.all())
+        absent = some_absent(present)
         if self.per_channel:
             h = self.embed(patches)  # [B, C, n, d]
             if absent:
