@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 
-def export_onnx(graph: torch.nn.Module, example: torch.Tensor, path: Path, metadata: Mapping[str, str]) -> Path:
+def export_onnx(graph: torch.nn.Module, example: torch.Tensor, path: Path, metadata: Mapping[str, str],
+                output_names: tuple[str, ...] = OUTPUTS) -> Path:
     """``graph`` as a checked ONNX file with a dynamic batch axis and ``metadata`` in its
     ``metadata_props``."""
     import onnx
@@ -35,7 +36,7 @@ def export_onnx(graph: torch.nn.Module, example: torch.Tensor, path: Path, metad
     try:
         with warnings.catch_warnings(), _quiet_onnx():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[INPUT], output_names=list(OUTPUTS),
+            program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[INPUT], output_names=list(output_names),
                                         dynamic_shapes={"window": {0: batch}}, external_data=False, verbose=False)
     except Exception as exc:  # torch.export's errors are long; the first lines say what it could not trace
         first = "\n".join(str(exc).strip().splitlines()[:4])

@@ -4,8 +4,9 @@ what the PyTorch model predicts, and optionally what it costs to run.
 What can be exported: a central run, the global model of a federated run, or one client's
 personalised model (``client=N``: ``<run>/clients/client_NNNN/<state>.safetensors`` on top of the
 run's global model). Every neural backbone kind exports (LLM, MAE, from-scratch Transformer, no
-LLM). A classical run is refused: it saves no fitted model, and its hand-made window features are
-numpy code that no graph holds (skl2onnx would export the forest alone, not the raw-window model).
+LLM). A classical run exports too, to ONNX in float32: its window features written in torch and
+its random forest converted by skl2onnx, joined in one graph
+(:mod:`fedhar.export.classical_format`).
 
 The parity windows are real test windows: the run's held-out test split, or for ``client=N`` that
 client's own local test windows (cut as its federation cut them). ``windows`` caps how many
@@ -33,9 +34,8 @@ from fedhar.export.runners import load_runner
 from fedhar.export.graph import ExportGraph, merge_lora
 from fedhar.export.parity import DEFAULT_MIN_AGREEMENT, measure_parity, require, run_batched
 from fedhar.models import NON_NEURAL
-from fedhar.models.har_model import HARModel
 from fedhar.training.loop import predict_logits
-from fedhar.training.predict import (CLIENTS, CONFIG, SavedModel, check_neural, load_saved_model, locate,
+from fedhar.training.predict import (CLIENTS, CONFIG, MODEL, SavedModel, check_neural, load_saved_model, locate,
                                      match_channels, read_metadata)
 
 log = logging.getLogger(__name__)
@@ -106,22 +106,86 @@ def parity_windows(cfg: ExperimentConfig, saved: SavedModel, meta: dict, client:
     return match_channels(test, meta["channels"], saved.model_dir)
 
 
-def file_metadata(model: HARModel, cfg: ExperimentConfig, data: WindowDataset, opts: ExportOptions,
-                  saved: SavedModel) -> dict[str, str]:
+def file_metadata(classes, channels, backbone: str, cfg: ExperimentConfig, data: WindowDataset,
+                  opts: ExportOptions, source: Path) -> dict[str, str]:
     """What a device app needs to feed and read the model, stored inside the exported file."""
     return {
         "fedhar.version": __version__,
         "fedhar.input": "window: float32 (N, C, T), raw sensor values in the channel order below (not normalised)",
         "fedhar.outputs": "probabilities: float32 (N, K) softmax; logits: float32 (N, K)",
-        "fedhar.classes": json.dumps(list(model.classes)),
-        "fedhar.channels": json.dumps(list(model.channels)),
+        "fedhar.classes": json.dumps(list(classes)),
+        "fedhar.channels": json.dumps(list(channels)),
         "fedhar.window_length": str(data.window_length),
         "fedhar.rate_hz": str(data.rate_hz),
-        "fedhar.backbone": model.backbone_name,
-        "fedhar.blocks": str(cfg.model.backbone.layers),
+        "fedhar.backbone": backbone,
+        "fedhar.blocks": str(cfg.model.backbone.layers) if backbone != "classical" else "",
         "fedhar.quantize": opts.quantize,
-        "fedhar.source": str(saved.personal or saved.model_dir),
+        "fedhar.source": str(source),
     }
+
+
+def _export_neural(run_dir, out: Path, opts: ExportOptions, overrides) -> tuple[np.ndarray, WindowDataset, dict, int]:
+    """Write a neural run's graph; returns (PyTorch logits, parity windows, metadata, LoRA layers merged)."""
+    saved = locate_export(run_dir, opts)
+    cfg = load_config(saved.run_dir / CONFIG, list(overrides))
+    if cfg.model.backbone.name in NON_NEURAL:
+        raise ExportError(f"{saved.personal}: a classical run keeps no personal states; export the run itself.")
+    check_neural(saved, cfg)
+    meta = read_metadata(saved.model_dir)
+    data = _first(parity_windows(cfg, saved, meta, opts.client), opts.windows)
+    model = load_saved_model(cfg, saved, meta, data.window_length, data.rate_hz, data.units)
+    reference = predict_logits(model, data.X, cfg.train.eval_batch_size, "fp32")
+    merged = merge_lora(model)
+    metadata = file_metadata(model.classes, model.channels, model.backbone_name, cfg, data, opts,
+                             saved.personal or saved.model_dir)
+    log.info("export: %s -> %s (%s, quantize %s, %d LoRA layers merged)", metadata["fedhar.source"], out,
+             opts.format, opts.quantize, merged)
+    export_file(ExportGraph(model), torch.from_numpy(np.ascontiguousarray(data.X[:2])), out, opts.format,
+                opts.quantize, metadata)
+    return reference, data, metadata, merged
+
+
+def _classical_run(run_dir: Path, overrides) -> bool:
+    folder = run_dir if (run_dir / CONFIG).is_file() else run_dir.parent
+    if not (folder / CONFIG).is_file():
+        return False
+    return load_config(folder / CONFIG, list(overrides)).model.backbone.name in NON_NEURAL
+
+
+def _export_classical(run_dir: Path, out: Path, opts: ExportOptions, overrides) -> tuple[np.ndarray, WindowDataset, dict, int]:
+    """Write a classical run's features + forest graph (ONNX only, float32); returns as :func:`_export_neural`."""
+    from fedhar.export.classical_format import export_classical_onnx
+    from fedhar.models.classical import CLASSICAL_META, ClassicalModel, load_classical
+
+    run_dir = run_dir if (run_dir / CONFIG).is_file() else run_dir.parent
+    cfg = load_config(run_dir / CONFIG, list(overrides))
+    model_dir = run_dir / MODEL
+    if out.suffix != ".onnx":
+        raise ExportError(f"--out {out}: a classical run exports to ONNX; the file should end in .onnx.")
+    if not (model_dir / CLASSICAL_META).is_file():
+        raise ExportError(f"{run_dir}: this classical run saved no forest ({model_dir / CLASSICAL_META} does not exist); "
+                          "runs trained before `fedhar export` existed did not save one. Train it again.")
+    if opts.format != "onnx" or opts.quantize != "none":
+        raise ExportError(f"a classical run exports to --format onnx without --quantize (a random forest is no torch "
+                          f"module, and its trees hold thresholds, not weights to quantise); got --format {opts.format} "
+                          f"--quantize {opts.quantize}.")
+    forest, meta = load_classical(model_dir)
+    data = _first(match_channels(load_splits(cfg.data, cfg.seed)[1], tuple(meta["channels"]), model_dir), opts.windows)
+    classical = ClassicalModel(seed=cfg.seed)
+    classical.forest = forest
+    classes = tuple(meta["classes"])
+    reference = classical.scores(data.X, len(classes))
+    metadata = file_metadata(classes, tuple(meta["channels"]), "classical", cfg, data, opts, model_dir)
+    metadata["fedhar.outputs"] = "probabilities: float32 (N, K) from the forest; logits: the same probabilities (a forest has none)"
+    log.info("export: %s -> %s (window features + random forest of %d trees, skl2onnx)", model_dir, out,
+             len(forest.estimators_))
+    export_classical_onnx(forest, len(classes), len(meta["channels"]), data.window_length,
+                          torch.from_numpy(np.ascontiguousarray(data.X[:2])), out, metadata)
+    return reference, data, metadata, 0
+
+
+def _first(data: WindowDataset, windows: int | None) -> WindowDataset:
+    return data if windows is None else data.subset(np.arange(min(windows, len(data))))
 
 
 def export_run(run_dir: str | Path, out: str | Path, opts: ExportOptions | None = None,
@@ -135,29 +199,13 @@ def export_run(run_dir: str | Path, out: str | Path, opts: ExportOptions | None 
     """
     opts = opts or ExportOptions()
     out = Path(out)
-    saved = locate_export(run_dir, opts)
-    cfg = load_config(saved.run_dir / CONFIG, list(overrides))
-    if cfg.model.backbone.name in NON_NEURAL:
-        raise ExportError(f"{saved.run_dir}: a classical run (`model.backbone.name: {cfg.model.backbone.name}`) cannot "
-                          "be exported: it saves no fitted model, and its window features are numpy code outside any "
-                          "graph. Export a neural run (LLM, MAE, transformer or none backbone).")
-    check_neural(saved, cfg)
-    meta = read_metadata(saved.model_dir)
-    data = parity_windows(cfg, saved, meta, opts.client)
-    if opts.windows is not None:
-        data = data.subset(np.arange(min(opts.windows, len(data))))
-    model = load_saved_model(cfg, saved, meta, data.window_length, data.rate_hz, data.units)
     t0 = time.perf_counter()
-    reference = predict_logits(model, data.X, cfg.train.eval_batch_size, "fp32")
-    merged = merge_lora(model)
-    graph = ExportGraph(model)
-    metadata = file_metadata(model, cfg, data, opts, saved)
-    example = torch.from_numpy(np.ascontiguousarray(data.X[:2]))
-    log.info("export: %s -> %s (%s, quantize %s, %d LoRA layers merged)", saved.personal or saved.model_dir, out,
-             opts.format, opts.quantize, merged)
-    export_file(graph, example, out, opts.format, opts.quantize, metadata)
+    if opts.client is None and _classical_run(Path(run_dir), overrides):
+        reference, data, metadata, merged = _export_classical(Path(run_dir), out, opts, overrides)
+    else:
+        reference, data, metadata, merged = _export_neural(run_dir, out, opts, overrides)
     runner = load_runner(out, opts.format)
-    parity = measure_parity(reference, run_batched(runner, data.X), data.y, len(model.classes), opts.min_agreement)
+    parity = measure_parity(reference, run_batched(runner, data.X), data.y, reference.shape[1], opts.min_agreement)
     report = {"file": str(out), "format": opts.format, "quantize": opts.quantize, "source": metadata["fedhar.source"],
               "client": opts.client, "file_bytes": out.stat().st_size, "lora_layers_merged": merged,
               "metadata": metadata, "parity": parity.to_dict(), "export_seconds": time.perf_counter() - t0}

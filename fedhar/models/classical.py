@@ -55,3 +55,32 @@ class ClassicalModel:
     def param_counts(self) -> dict[str, int]:
         nodes = sum(t.tree_.node_count for t in self.forest.estimators_) if hasattr(self.forest, "estimators_") else 0
         return {"total_params": int(nodes), "trainable_params": int(nodes), "backbone_params": 0}
+
+
+FOREST_FILE, CLASSICAL_META = "forest.joblib", "classical.json"
+
+
+def save_classical(model: ClassicalModel, folder, classes, channels, window_length: int) -> None:
+    """Write a fitted forest (joblib, scikit-learn's own persistence) and what it was fitted on,
+    so the run can be exported (``fedhar export``). Load only files you trust: joblib unpickles."""
+    import json
+    from pathlib import Path
+
+    import joblib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model.forest, folder / FOREST_FILE)
+    (folder / CLASSICAL_META).write_text(json.dumps({"classes": list(classes), "channels": list(channels),
+                                                     "window_length": int(window_length)}, indent=2))
+
+
+def load_classical(folder) -> tuple[RandomForestClassifier, dict]:
+    """The forest and metadata :func:`save_classical` wrote."""
+    import json
+    from pathlib import Path
+
+    import joblib
+
+    folder = Path(folder)
+    return joblib.load(folder / FOREST_FILE), json.loads((folder / CLASSICAL_META).read_text())

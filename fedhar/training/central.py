@@ -13,6 +13,7 @@ from fedhar.data.dataset import WindowDataset
 from fedhar.data.splits import fit_channel_stats
 from fedhar.models import NON_NEURAL, ClassicalModel, build_model
 from fedhar.models.checkpoint import save_model
+from fedhar.models.classical import save_classical
 from fedhar.models.har_model import HARModel
 from fedhar.reporting import RunFolder, confusion_matrix_png, curves_png
 from fedhar.training.loop import evaluate, fit
@@ -76,6 +77,8 @@ def run_central(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     model, history, metrics = train_and_evaluate(cfg, train, test, on_epoch)
     if isinstance(model, HARModel):
         save_model(model, folder.file("model"))
+    else:  # the fitted forest, for `fedhar export`
+        save_classical(model, folder.file("model"), train.classes, train.channels, train.window_length)
     folder.write_metrics(history)
     folder.plot("confusion_matrix.png", confusion_matrix_png, metrics["confusion"], test.classes,
                 f"{cfg.name}: macro-F1 {metrics['macro_f1']:.3f}")

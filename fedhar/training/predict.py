@@ -10,7 +10,8 @@ What can be predicted with:
   the client changed; they go on top of the global model, ``<run>/model`` or, for the
   personalisation study, ``<run>/global/model``.
 
-Not supported, with an error saying so: classical (random forest) runs, which save no model;
+Not supported, with an error saying so: classical (random forest) runs (their forest is saved
+for ``fedhar export``, not predict);
 text models with ``model.text.trim_vocab`` (the trimmed vocabulary comes from the training texts,
 which the saved model does not carry).
 
@@ -133,8 +134,9 @@ def check_neural(saved: SavedModel, cfg: ExperimentConfig) -> None:
     if (saved.model_dir / STATE_FILE).is_file():
         return
     if cfg.model.backbone.name in NON_NEURAL:
-        raise ConfigError(f"{saved.run_dir}: a classical run (`model.backbone.name: {cfg.model.backbone.name}`) saves "
-                          "no model; predict needs a neural run's model/ folder.")
+        raise ConfigError(f"{saved.run_dir}: a classical run (`model.backbone.name: {cfg.model.backbone.name}`) is not "
+                          "supported by predict, which needs a neural run's model/ folder (its saved forest runs "
+                          "through `fedhar export` to ONNX).")
     nested = sorted(str(d) for d in saved.run_dir.iterdir() if (d / MODEL / STATE_FILE).is_file())
     hint = f" Runs with a saved model inside it: {', '.join(nested)}." if nested else \
         " The run may be unfinished, or a study that saves no model."

@@ -152,11 +152,28 @@ def test_bad_requests_are_refused_clearly(runs, tmp_path):
         ExportOptions(format="tflite")
     with pytest.raises(ExportError, match=r"should end in \.onnx"):
         export_run(runs["none"], tmp_path / "m.pte")
+
+
+def test_the_classical_model_exports_as_one_graph(tmp_path):
+    """Window features (torch) + random forest (skl2onnx) from raw windows, with the forest's probabilities."""
     classical = tmp_path / "classical"
     run_study("train", derive(load_config(REPO / "configs" / "smoke.yaml"),
-                              {"name": "cls", "model.backbone.name": "classical"}), str(classical))
-    with pytest.raises(ExportError, match="a classical run .* cannot be exported: it saves no fitted model"):
-        export_run(classical, tmp_path / "c.onnx")
+                              {"name": "cls", "model.backbone.name": "classical", "model.backbone.trees": 20}),
+              str(classical))
+    out = tmp_path / "c.onnx"
+    report = export_run(classical, out)
+    p = report["parity"]
+    assert p["passed"] and p["agreement"] >= 0.995 and p["max_abs_logit_diff"] < 1e-4
+    assert p["macro_f1"] == pytest.approx(json.loads((classical / "results.json").read_text())["final"]["macro_f1"])
+    assert file_metadata(out, "onnx")["fedhar.backbone"] == "classical"
+    probs, _ = load_runner(out, "onnx")(np.random.default_rng(0).normal(size=(4, 6, 128)).astype(np.float32))
+    assert probs.shape == (4, 6) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    with pytest.raises(ExportError, match="a classical run exports to --format onnx without --quantize"):
+        export_run(classical, tmp_path / "c8.onnx", ExportOptions(quantize="int8"))
+    for f in (classical / "model").iterdir():  # a run from before forests were saved
+        f.unlink()
+    with pytest.raises(ExportError, match="this classical run saved no forest"):
+        export_run(classical, out)
 
 
 def test_bench_reports_size_memory_latency_and_throughput(runs, tmp_path):

@@ -77,6 +77,16 @@ def test_saved_model_predicts_as_the_final_global_state(run):
     assert (folder / "model" / "adapter").is_dir()
 
 
+def test_the_global_model_exports_with_parity(run, tmp_path):
+    """`fedhar export` of a federated run: its global model, checked on the held-out test split."""
+    from fedhar.export.run import export_run
+
+    folder, _ = run
+    report = export_run(folder, tmp_path / "global.onnx")
+    assert report["parity"]["passed"] and report["parity"]["agreement"] >= 0.995
+    assert report["source"] == str(folder / "model")
+
+
 def test_results_hold_the_confusion_matrix_per_class_f1_and_explanations(run):
     folder, _ = run
     r = results(folder)
