@@ -106,7 +106,7 @@ def parity_windows(cfg: ExperimentConfig, saved: SavedModel, meta: dict, client:
     return match_channels(test, meta["channels"], saved.model_dir)
 
 
-def file_metadata(classes, channels, backbone: str, cfg: ExperimentConfig, data: WindowDataset,
+def export_metadata(classes, channels, backbone: str, cfg: ExperimentConfig, data: WindowDataset,
                   opts: ExportOptions, source: Path) -> dict[str, str]:
     """What a device app needs to feed and read the model, stored inside the exported file."""
     return {
@@ -136,7 +136,7 @@ def _export_neural(run_dir, out: Path, opts: ExportOptions, overrides) -> tuple[
     model = load_saved_model(cfg, saved, meta, data.window_length, data.rate_hz, data.units)
     reference = predict_logits(model, data.X, cfg.train.eval_batch_size, "fp32")
     merged = merge_lora(model)
-    metadata = file_metadata(model.classes, model.channels, model.backbone_name, cfg, data, opts,
+    metadata = export_metadata(model.classes, model.channels, model.backbone_name, cfg, data, opts,
                              saved.personal or saved.model_dir)
     log.info("export: %s -> %s (%s, quantize %s, %d LoRA layers merged)", metadata["fedhar.source"], out,
              opts.format, opts.quantize, merged)
@@ -145,20 +145,21 @@ def _export_neural(run_dir, out: Path, opts: ExportOptions, overrides) -> tuple[
     return reference, data, metadata, merged
 
 
-def _classical_run(run_dir: Path, overrides) -> bool:
+def _classical_run(run_dir: Path, overrides) -> tuple[Path, ExperimentConfig] | None:
+    """``(run folder, config)`` when ``run_dir`` (or its ``model/`` folder) is a classical run, else None."""
     folder = run_dir if (run_dir / CONFIG).is_file() else run_dir.parent
     if not (folder / CONFIG).is_file():
-        return False
-    return load_config(folder / CONFIG, list(overrides)).model.backbone.name in NON_NEURAL
+        return None
+    cfg = load_config(folder / CONFIG, list(overrides))
+    return (folder, cfg) if cfg.model.backbone.name in NON_NEURAL else None
 
 
-def _export_classical(run_dir: Path, out: Path, opts: ExportOptions, overrides) -> tuple[np.ndarray, WindowDataset, dict, int]:
+def _export_classical(run_dir: Path, cfg: ExperimentConfig, out: Path, opts: ExportOptions
+                      ) -> tuple[np.ndarray, WindowDataset, dict, int]:
     """Write a classical run's features + forest graph (ONNX only, float32); returns as :func:`_export_neural`."""
     from fedhar.export.classical_format import export_classical_onnx
     from fedhar.models.classical import CLASSICAL_META, ClassicalModel, load_classical
 
-    run_dir = run_dir if (run_dir / CONFIG).is_file() else run_dir.parent
-    cfg = load_config(run_dir / CONFIG, list(overrides))
     model_dir = run_dir / MODEL
     if out.suffix != ".onnx":
         raise ExportError(f"--out {out}: a classical run exports to ONNX; the file should end in .onnx.")
@@ -175,7 +176,7 @@ def _export_classical(run_dir: Path, out: Path, opts: ExportOptions, overrides) 
     classical.forest = forest
     classes = tuple(meta["classes"])
     reference = classical.scores(data.X, len(classes))
-    metadata = file_metadata(classes, tuple(meta["channels"]), "classical", cfg, data, opts, model_dir)
+    metadata = export_metadata(classes, tuple(meta["channels"]), "classical", cfg, data, opts, model_dir)
     metadata["fedhar.outputs"] = "probabilities: float32 (N, K) from the forest; logits: the same probabilities (a forest has none)"
     log.info("export: %s -> %s (window features + random forest of %d trees, skl2onnx)", model_dir, out,
              len(forest.estimators_))
@@ -200,8 +201,9 @@ def export_run(run_dir: str | Path, out: str | Path, opts: ExportOptions | None 
     opts = opts or ExportOptions()
     out = Path(out)
     t0 = time.perf_counter()
-    if opts.client is None and _classical_run(Path(run_dir), overrides):
-        reference, data, metadata, merged = _export_classical(Path(run_dir), out, opts, overrides)
+    classical = _classical_run(Path(run_dir), overrides) if opts.client is None else None
+    if classical is not None:
+        reference, data, metadata, merged = _export_classical(*classical, out, opts)
     else:
         reference, data, metadata, merged = _export_neural(run_dir, out, opts, overrides)
     runner = load_runner(out, opts.format)

@@ -92,9 +92,10 @@ def test_a_wrong_graph_fails_the_parity_check(runs, tmp_path):
     bias[0] += 1e4  # every window becomes "walking"
     head_bias.CopyFrom(onnx.numpy_helper.from_array(bias, head_bias.name))
     onnx.save(model, str(tmp_path / "wrong.onnx"))
-    right = run_batched(load_runner(out, "onnx"), _test_windows(runs["tiny-llama"]))
-    wrong = run_batched(load_runner(tmp_path / "wrong.onnx", "onnx"), _test_windows(runs["tiny-llama"]))
-    y = _test_labels(runs["tiny-llama"])
+    test = _test_split(runs["tiny-llama"])
+    right = run_batched(load_runner(out, "onnx"), test.X)
+    wrong = run_batched(load_runner(tmp_path / "wrong.onnx", "onnx"), test.X)
+    y = test.y
     ok = measure_parity(right, right, y, 6, DEFAULT_MIN_AGREEMENT["none"])
     bad = measure_parity(right, wrong, y, 6, DEFAULT_MIN_AGREEMENT["none"])
     assert ok.passed and not bad.passed and bad.agreement < 0.5
@@ -197,31 +198,3 @@ def _test_split(run: Path):
     from fedhar.data.sources import load_splits
 
     return load_splits(load_config(run / "config.yaml").data, 0)[1]
-
-
-def _test_windows(run: Path) -> np.ndarray:
-    return _test_split(run).X
-
-
-def _test_labels(run: Path) -> np.ndarray:
-    return _test_split(run).y
-
-
-def test_executorch_is_an_extra_with_a_clear_error_when_missing(runs, tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "executorch", None)  # as if not installed
-    with pytest.raises(ExportError, match=r"--format executorch needs the `executorch` package, an optional extra"):
-        export_run(runs["none"], tmp_path / "m.pte", ExportOptions(format="executorch"))
-    with pytest.raises(ExportError, match=r"quantised ExecuTorch export is not supported"):
-        export_run(runs["none"], tmp_path / "m.pte", ExportOptions(format="executorch", quantize="int8"))
-
-
-def test_executorch_export_runs_with_parity(runs, tmp_path):
-    pytest.importorskip("executorch", reason="executorch is an optional extra: pip install -e '.[executorch]'")
-    out = tmp_path / "m.pte"
-    report = export_run(runs["tiny-llama"], out, ExportOptions(format="executorch"))
-    assert report["parity"]["passed"] and report["parity"]["max_abs_logit_diff"] < 1e-3
-    assert json.loads(file_metadata(out, "executorch")["fedhar.channels"]) == list(CHANNELS)
-    probs, _ = load_runner(out, "executorch")(np.zeros((70, 6, 128), np.float32))  # above the program's batch bound
-    assert probs.shape == (70, 6)
