@@ -198,3 +198,23 @@ def _test_split(run: Path):
     from fedhar.data.sources import load_splits
 
     return load_splits(load_config(run / "config.yaml").data, 0)[1]
+
+
+def test_executorch_is_an_extra_with_a_clear_error_when_missing(runs, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "executorch", None)  # as if not installed
+    with pytest.raises(ExportError, match=r"--format executorch needs the `executorch` package, an optional extra"):
+        export_run(runs["none"], tmp_path / "m.pte", ExportOptions(format="executorch"))
+    with pytest.raises(ExportError, match=r"quantised ExecuTorch export is not supported"):
+        export_run(runs["none"], tmp_path / "m.pte", ExportOptions(format="executorch", quantize="int8"))
+
+
+def test_executorch_export_runs_with_parity(runs, tmp_path):
+    pytest.importorskip("executorch", reason="executorch is an optional extra: pip install -e '.[executorch]'")
+    out = tmp_path / "m.pte"
+    report = export_run(runs["tiny-llama"], out, ExportOptions(format="executorch"))
+    assert report["parity"]["passed"] and report["parity"]["max_abs_logit_diff"] < 1e-3
+    assert json.loads(file_metadata(out, "executorch")["fedhar.channels"]) == list(CHANNELS)
+    probs, _ = load_runner(out, "executorch")(np.zeros((70, 6, 128), np.float32))  # above the program's batch bound
+    assert probs.shape == (70, 6)
