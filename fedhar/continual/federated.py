@@ -132,7 +132,7 @@ class ContinualFederatedTask(FederatedTask):
     def local_round(self, model, pid: int, server_round: int, proximal_mu: float) -> tuple[dict, int]:
         """The continual step of a client's round (module doc); faults, personal parts and the
         proximal term come from :meth:`FederatedTask.train_client` and :meth:`fit_local`."""
-        P, cfg, tcfg = self.phases, self.local_cfg, self.cfg.train
+        P, cfg, tcfg = self.phases, self.round_cfg(server_round), self.cfg.train
         k = self.fcfg.phase_of(pid, server_round, P)
         exp = self.experience(pid, k)
         seed = derive_seed(self.cfg.seed, pid, server_round)

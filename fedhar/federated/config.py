@@ -168,6 +168,8 @@ class FederatedConfig:
     split_units: bool = field(default=False, metadata={"help": "Natural partitions with `num_clients` above the number of units: cut each unit's windows, in recording order, into consecutive shards (shares proportional to its size), so every client still holds one person's data."})
     dirichlet_alpha: float = field(default=0.5, metadata={"help": "Label-skew concentration for `dirichlet`."})
     local_epochs: int = field(default=1, metadata={"help": "Local epochs per round on each client."})
+    round_lr: Literal["constant", "cosine"] = field(default="constant", metadata={"help": "Clients' learning rate over the rounds: constant (`train.lr` every round), or cosine from `train.lr` in round 1 down to `round_lr_floor` x `train.lr` in the last round, so later rounds move the global model less and the federation settles."})
+    round_lr_floor: float = field(default=0.1, metadata={"help": "`round_lr: cosine`: the last round's share of `train.lr`."})
     local_test_fraction: float = field(default=0.2, metadata={"help": "Share of each client's windows kept for federated evaluation."})
     fraction_train: float = field(default=1.0, metadata={"help": "Fraction of clients sampled for training each round."})
     fraction_evaluate: float = field(default=1.0, metadata={"help": "Fraction of clients sampled for federated evaluation."})
@@ -198,6 +200,8 @@ class FederatedConfig:
     def __post_init__(self) -> None:
         if self.rounds <= 0:
             raise ConfigError(f"`federated.rounds` must be positive; got {self.rounds}.")
+        if not 0.0 < self.round_lr_floor <= 1.0:
+            raise ConfigError(f"`federated.round_lr_floor` must be in (0, 1]; got {self.round_lr_floor}.")
         for key in ("fraction_train", "fraction_evaluate"):
             if not 0 < getattr(self, key) <= 1:
                 raise ConfigError(f"`federated.{key}` must be in (0, 1]; got {getattr(self, key)}.")

@@ -8,6 +8,7 @@ the small trainable state it receives. ``federated.task`` picks the class (:func
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import replace
 from functools import cached_property
@@ -223,8 +224,12 @@ class FederatedTask:
                 return 0.5 * proximal_mu * sum(((p - anchor[n]) ** 2).sum() for n, p in m.named_parameters() if n in anchor)
 
             penalties.append(proximal)
-        return fit(model, train, self.local_cfg, seed=derive_seed(self.cfg.seed, pid, server_round),
+        return fit(model, train, self.round_cfg(server_round), seed=derive_seed(self.cfg.seed, pid, server_round),
                    penalties=penalties, desc=f"client {pid}")
+
+    def round_cfg(self, server_round: int) -> TrainConfig:
+        """:attr:`local_cfg` with round ``server_round``'s learning rate (``federated.round_lr``)."""
+        return replace(self.local_cfg, lr=self.local_cfg.lr * round_lr_factor(self.cfg.federated, server_round))
 
     def evaluate_state(self, state: dict, data: WindowDataset, where: str = "state") -> dict:
         with self._lock:
@@ -268,6 +273,15 @@ class FederatedTask:
 
 _TASKS: dict[str, FederatedTask] = {}
 _TASKS_LOCK = threading.Lock()
+
+
+def round_lr_factor(fcfg, server_round: int) -> float:
+    """Share of ``train.lr`` clients use in round ``server_round`` (1-based) under ``fcfg.round_lr``:
+    1 throughout for ``constant``; for ``cosine``, 1 in round 1 falling to ``round_lr_floor`` in the last."""
+    if fcfg.round_lr == "constant" or fcfg.rounds <= 1:
+        return 1.0
+    progress = min(1.0, max(0.0, (server_round - 1) / (fcfg.rounds - 1)))
+    return fcfg.round_lr_floor + (1.0 - fcfg.round_lr_floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def task_class(name: str) -> type[FederatedTask]:

@@ -54,7 +54,8 @@ def _clean(obj: Any) -> Any:
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Atomic JSON write (a crash never leaves half a results file)."""
+    """Atomic JSON write (a crash never leaves half a results file); the folder is made if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(_clean(payload), indent=2))
     tmp.replace(path)

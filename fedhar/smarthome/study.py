@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Sequence
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from fedhar.training.loop import apply_label_mask, label_mask_of
 
 log = logging.getLogger(__name__)
 
-MODELS = ("zero-shot", "zero-shot calibrated", "classical", "teacher", "student", "distilled student")
+MODELS = ("zero-shot", "zero-shot calibrated", "zero-shot domain-calibrated", "classical", "teacher", "student", "distilled student")
 
 
 def run_home(cfg: ExperimentConfig, home: str, cache: TeacherLogitCache) -> dict:
@@ -39,16 +40,16 @@ def run_home(cfg: ExperimentConfig, home: str, cache: TeacherLogitCache) -> dict
     models = out["models"]
     if sh.zero_shot:
         from fedhar.data.smarthome.tokenize import load_tokenizer
-        from fedhar.smarthome.zero_shot import ZeroShotScorer, load_causal_lm, texts_of
+        from fedhar.smarthome.zero_shot import ROWS, investigate, load_causal_lm
 
         tok = load_tokenizer(data.options.get("tokenizer", "smollm2-135m"))
         lm = load_causal_lm(cfg.model.backbone.name, sh.zero_shot_layers, cfg.seed)
-        scorer = ZeroShotScorer(lm, tok, train.classes, precision=cfg.train.precision)
-        raw = scorer.scores(texts_of(test.X, tok))
-        prior = scorer.calibration()
-        for name, s in (("zero-shot", raw), ("zero-shot calibrated", raw - prior)):
-            scored = apply_label_mask(s, label_mask_of(test))
-            models[name] = {**score(test, scored.argmax(1)), "train_seconds": 0.0, "inference_seconds": scorer.seconds}
+        out["zero_shot"], main = investigate(lm, tok, train, test, sh.zero_shot_prompts, sh.zero_shot_domain_windows,
+                                             cfg.train.precision, cfg.seed)
+        seconds = out["zero_shot"][-1]["seconds"]
+        for name, cal in ROWS.items():
+            scored = apply_label_mask(main[cal], label_mask_of(test))
+            models[name] = {**score(test, scored.argmax(1)), "train_seconds": 0.0, "inference_seconds": seconds}
         del lm
     from sklearn.ensemble import RandomForestClassifier
 
@@ -64,18 +65,52 @@ def run_home(cfg: ExperimentConfig, home: str, cache: TeacherLogitCache) -> dict
     return out
 
 
-def _table(rows: list[dict]) -> str:
-    lines = ["| home | train / test windows (days) | " + " | ".join(MODELS) + " |",
-             "|---|---|" + "---|" * len(MODELS)]
+def home_table(rows: list[dict], models: Sequence[str]) -> str:
+    """Markdown: per home, macro-F1 / accuracy of each of ``models`` (the best in bold)."""
+    lines = ["| home | train / test windows (days) | " + " | ".join(models) + " |",
+             "|---|---|" + "---|" * len(models)]
     for r in rows:
         best = max((m["macro_f1"] for m in r["models"].values()), default=0)
         cells = []
-        for name in MODELS:
+        for name in models:
             m = r["models"].get(name)
             cell = "" if m is None else f"{m['macro_f1']:.3f} / {m['accuracy']:.3f}"
             cells.append(f"**{cell}**" if m is not None and m["macro_f1"] == best else cell)
         lines.append(f"| {r['home']} | {r['train_windows']} / {r['test_windows']} ({r['train_days']} / {r['test_days']}) | "
                      + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _zero_shot_table(rows: list[dict]) -> str:
+    """Per home: every prompt x normalisation x calibration of the zero-shot scorer."""
+    lines = ["Every prompt, phrase normalisation (mean / sum / first token of the phrase's log-likelihood) and "
+             "calibration (none; minus the score after the prompt alone; minus the mean score over 64 unlabelled "
+             "training windows). `top` is the class predicted most often and its share of the test windows.", "",
+             "| home | prompt | normalisation | calibration | macro-F1 | accuracy | classes predicted | top |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for z in r.get("zero_shot", []):
+            lines.append(f"| {r['home']} | {z['prompt']} | {z['normalisation']} | {z['calibration']} | {z['macro_f1']:.3f} | "
+                         f"{z['accuracy']:.3f} | {z['classes_predicted']} | {z['top_class']} ({z['top_share']:.0%}) |")
+    return "\n".join(lines)
+
+
+def _check_table(rows: list[dict]) -> str:
+    """Per home: teacher and student on the validation days, and what the distillation did."""
+    lines = ["Before distilling, teacher and directly trained student are compared on the last training days "
+             "(held out for validation and early stopping); a distillation is skipped, or its KL weight lowered, "
+             "where the teacher is not better.", "",
+             "| home | teacher val macro-F1 (epochs) | student val macro-F1 (epochs) | distillation | why |", "|---|---|---|---|---|"]
+    for r in rows:
+        m = r["models"]
+        c = m.get("distilled student", {}).get("check")
+        if c is None:
+            continue
+        val = {role: "" if m[role].get("val_macro_f1") is None else
+               f"{m[role]['val_macro_f1']:.3f} (best epoch {m[role].get('best_epoch')} of {m[role].get('epochs')})"
+               for role in ("teacher", "student")}
+        action = {"distil": f"KL weight {c['weight']:g}", "lower": f"lowered: KL weight {c['weight']:g}", "skip": "skipped"}[c["action"]]
+        lines.append(f"| {r['home']} | {val['teacher']} | {val['student']} | {action} | {c['reason']} |")
     return "\n".join(lines)
 
 
@@ -101,7 +136,9 @@ def run_smarthome(cfg: ExperimentConfig, folder: RunFolder) -> dict:
               "Macro-F1 / accuracy on each home's last days (chronological split), over the activities present there. "
               f"Teacher: {cfg.smarthome.teacher_layers or 'all'} blocks + LoRA; student: {cfg.smarthome.student_layers} blocks + LoRA; "
               f"distillation T={cfg.smarthome.distill.temperature}, KL weight {cfg.smarthome.distill.weight}.", "",
-              _table(rows), "", "## Teacher and student cost", "", cost, "",
+              home_table(rows, MODELS), "", "## Teacher check", "", _check_table(rows), "",
+              *(["## Zero-shot, every variant", "", _zero_shot_table(rows), ""] if any(r.get("zero_shot") for r in rows) else []),
+              "## Teacher and student cost", "", cost, "",
               f"Teacher / student backbone parameters: {ratio}.", "",
               f"The study took {folder.seconds / 60:.1f} min (over every session of a resumed run)."]
     folder.write_report("\n".join(report) + "\n")

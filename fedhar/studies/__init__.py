@@ -42,6 +42,8 @@ class Study:
     """Which row columns name a cell, what is compared, per which group, over which units."""
     own_seeds: bool = False
     """The runner reads ``seeds`` itself (a study of studies); otherwise each seed is one run."""
+    summary: str | None = None
+    """``module:function(rows_by_seed, cfg) -> markdown`` added to the multi-seed report (e.g. per-unit paired tests)."""
 
     def prepared(self, cfg: ExperimentConfig, path: Any) -> ExperimentConfig:
         """``cfg`` with the defaults that depend on the run folder filled in (see ``prepare``)."""
@@ -49,6 +51,10 @@ class Study:
 
     def seed_rows(self, results: dict) -> list[dict]:
         return _load(self.rows)(results)
+
+    def summarize(self, rows_by_seed: dict, cfg: ExperimentConfig) -> str:
+        """The study's own addition to the multi-seed report (``summary``), or ``""``."""
+        return _load(self.summary)(rows_by_seed, cfg) if self.summary else ""
 
     def runner(self, cfg: ExperimentConfig) -> Callable[..., dict]:
         return _load((self.select(cfg) if self.select else None) or self.target)
@@ -89,7 +95,8 @@ STUDIES.register("sweep", Study("one config key swept over values, per model var
 STUDIES.register("smarthome", Study(
     "smart-home event text per home, or homes as federated clients (smarthome.*)", "fedhar.smarthome.study:run_smarthome",
     lambda cfg: "fedhar.smarthome.federated:run_smarthome_federated" if cfg.smarthome.mode == "federated" else None,
-    rows="fedhar.studies.rows:smarthome_rows", table=SeedTable(keys=("home", "model"), variant=("model",), units=("home",))))
+    rows="fedhar.studies.rows:smarthome_rows", table=SeedTable(keys=("home", "model"), variant=("model",), units=("home",)),
+    summary="fedhar.smarthome.federated:seed_summary"))
 STUDIES.register("distill", Study("teacher -> student distillation on sensor windows (distill.*)", "fedhar.distill.study:run_distill_study",
                                   rows="fedhar.studies.rows:distill_rows", table=SeedTable(keys=("model",), variant=("model",))))
 

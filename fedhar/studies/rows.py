@@ -47,15 +47,8 @@ def continual_rows(results: Mapping[str, Any]) -> Rows:
 
 
 def smarthome_rows(results: Mapping[str, Any]) -> Rows:
-    rows = []
-    for h in results.get("homes", []):
-        if "models" in h:  # central: every model of every home
-            rows += [{"home": h["home"], "model": m, **_numbers(v)} for m, v in h["models"].items()]
-        else:  # federated: each home's own model against the federated one
-            rows += [{"home": h["home"], "model": "own model", "macro_f1": h["own_macro_f1"], "accuracy": h["own_accuracy"]},
-                     {"home": h["home"], "model": "federated", "macro_f1": h["federated_macro_f1"],
-                      "accuracy": h["federated_accuracy"]}]
-    return rows
+    """Every model of every home, per home or federated."""
+    return [{"home": h["home"], "model": m, **_numbers(v)} for h in results.get("homes", []) for m, v in h["models"].items()]
 
 
 def distill_rows(results: Mapping[str, Any]) -> Rows:

@@ -78,7 +78,11 @@ def write_aggregate(parent: RunFolder, study: "Study", per_seed: Mapping[int, di
     parent.save()
     parent.write_metrics(csv_rows(agg["cells"]))
     seed_dirs = {str(s): seed_dir(Path("."), s).name for s in per_seed}
-    parent.write_report(aggregate_markdown(cfg.name, agg, study.table, seed_dirs))
+    report = aggregate_markdown(cfg.name, agg, study.table, seed_dirs)
+    extra = study.summarize(rows, cfg)
+    if extra:
+        report = report.rstrip("\n") + "\n\n" + extra
+    parent.write_report(report)
     series = errorbar_series(agg, study.table)
     if series:
         parent.plot("errorbars.png", errorbars_png, series, agg["metric"],

@@ -230,3 +230,32 @@ def fit(
         if on_epoch and on_epoch(row) is True:
             break
     return history
+
+
+class EarlyStopping:
+    """An ``on_epoch`` for :func:`fit` with ``eval_data`` (a validation set): it keeps the trainable
+    state of the epoch with the best validation macro-F1 and stops after ``patience`` epochs
+    without a better one, never before ``min_epochs``; :meth:`restore` then puts the best back."""
+
+    def __init__(self, model: nn.Module, patience: int, min_epochs: int = 1) -> None:
+        self.model, self.patience, self.min_epochs = model, patience, min_epochs
+        self.best_f1, self.best_epoch, self.state, self.stale = -math.inf, None, None, 0
+
+    def __call__(self, row: dict) -> bool:
+        f1 = row.get("macro_f1")
+        if f1 is None:
+            return False
+        if f1 > self.best_f1:
+            self.best_f1, self.best_epoch, self.state, self.stale = f1, row["epoch"], self.model.trainable_state(), 0
+        else:
+            self.stale += 1
+        return self.stale >= self.patience and row["epoch"] >= self.min_epochs
+
+    def restore(self, history: list[dict]) -> None:
+        """Load the best epoch's state unless training ended on it."""
+        if self.state is not None and history and self.best_epoch != history[-1]["epoch"]:
+            self.model.load_trainable_state(self.state, where="best validation epoch")
+
+    @property
+    def best(self) -> float | None:
+        return None if self.best_epoch is None else float(self.best_f1)

@@ -30,7 +30,7 @@ import torch
 from fedhar.data.dataset import WindowDataset
 from fedhar.models.har_model import HARModel
 from fedhar.training.config import TrainConfig
-from fedhar.training.loop import fit
+from fedhar.training.loop import EarlyStopping, fit
 from fedhar.transfer.config import AdaptConfig
 
 
@@ -87,22 +87,10 @@ def adapt(model: HARModel, start: Mapping[str, torch.Tensor] | None, data: Windo
     steps_per_epoch = max(1, math.ceil(len(train) / tcfg.batch_size))
     model.set_trainable(tuple(trainable))
     changed = [p for p in model.parameters() if p.requires_grad]
-    best: dict = {"f1": -math.inf, "epoch": None, "state": None, "stale": 0}
-
-    def on_epoch(row: dict) -> bool:
-        f1 = row.get("macro_f1")
-        if f1 is None:
-            return False
-        if f1 > best["f1"]:
-            best.update(f1=f1, epoch=row["epoch"], state=model.trainable_state(), stale=0)  # cloned tensors
-        else:
-            best["stale"] += 1
-        return best["stale"] >= acfg.patience and row["epoch"] * steps_per_epoch >= acfg.min_steps
-
+    stop = EarlyStopping(model, acfg.patience, min_epochs=math.ceil(acfg.min_steps / steps_per_epoch))
     t0 = time.perf_counter()
-    history = fit(model, train, tcfg, seed=seed, eval_data=val, on_epoch=on_epoch if val is not None else None, desc=desc)
-    if best["state"] is not None and best["epoch"] != history[-1]["epoch"]:
-        model.load_trainable_state(best["state"], where="best validation epoch")
+    history = fit(model, train, tcfg, seed=seed, eval_data=val, on_epoch=stop if val is not None else None, desc=desc)
+    stop.restore(history)
     return {
         "seconds": time.perf_counter() - t0,
         "epochs": len(history),
@@ -112,8 +100,8 @@ def adapt(model: HARModel, start: Mapping[str, torch.Tensor] | None, data: Windo
         "train_windows": len(train),
         "validation": val is not None,
         "val_windows": len(val) if val is not None else 0,
-        "best_val_f1": None if best["epoch"] is None else float(best["f1"]),
-        "best_epoch": best["epoch"],
+        "best_val_f1": stop.best,
+        "best_epoch": stop.best_epoch,
         "early_stopped": len(history) < tcfg.epochs,
         "train_loss": history[-1]["train_loss"],
         "params_changed": int(sum(p.numel() for p in changed)),

@@ -51,3 +51,19 @@ def test_federated_task_names_a_registered_class(smoke_config):
     assert issubclass(continual, FederatedTask) and continual.__module__ == "fedhar.continual.federated"
     with pytest.raises(ConfigError, match=r"Unknown federated task `sideways` \(in `federated.task`\). Valid choices: continual, default"):
         get_task(smoke_config(federated={"task": "sideways"}))
+
+
+def test_round_learning_rate_schedule_falls_over_the_rounds():
+    """`federated.round_lr: cosine`: train.lr in round 1, the floor's share in the last round, falling between;
+    constant leaves it alone; a floor outside (0, 1] is refused."""
+    from fedhar.exceptions import ConfigError
+    from fedhar.federated.config import FederatedConfig
+    from fedhar.federated.task import round_lr_factor
+
+    cos = FederatedConfig(rounds=5, round_lr="cosine", round_lr_floor=0.1)
+    factors = [round_lr_factor(cos, r) for r in range(1, 6)]
+    assert factors[0] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1)
+    assert all(a > b for a, b in zip(factors, factors[1:])) and factors[2] == pytest.approx(0.55)
+    assert {round_lr_factor(FederatedConfig(rounds=5), r) for r in range(1, 6)} == {1.0}
+    with pytest.raises(ConfigError, match="round_lr_floor"):
+        FederatedConfig(round_lr="cosine", round_lr_floor=0.0)

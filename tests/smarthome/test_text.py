@@ -147,3 +147,45 @@ def test_client_local_split_can_be_chronological(generated_homes):
     assert len(np.unique(day[te])) == 2  # ceil(0.3 * 6 days)
     with pytest.raises(DataError, match="needs a `day` column"):
         chronological_local_split(make_synthetic(n_per_class=3, subjects=2), 0.3)
+
+
+def test_phrase_normalisations_from_constructed_token_log_probabilities():
+    """Sum charges a long phrase for every token, mean does not, first looks at the first token only."""
+    from fedhar.models.lm_scoring import reduce_token_logps
+
+    valid = np.array([[True, False, False], [True, True, True]])
+    logp = np.array([[-2.0, 0.0, 0.0], [-3.0, -0.1, -0.1]])  # a short phrase; a long one with a confident tail
+    assert reduce_token_logps(logp, valid, "sum").argmax() == 0
+    assert reduce_token_logps(logp, valid, "mean").argmax() == 1
+    assert reduce_token_logps(logp, valid, "first").argmax() == 0
+    with pytest.raises(Exception, match="unknown phrase normalisation"):
+        reduce_token_logps(logp, valid, "median")
+
+
+def test_domain_calibration_lets_the_right_phrase_win_over_a_phrase_the_lm_always_likes():
+    """A constructed case: the LM likes "doing something else" after any text (+3), and each window's
+    own activity only a little more than the others (+1). Raw scoring names the generic phrase for every
+    window; subtracting the phrases' mean score over unlabelled in-domain texts names the right one."""
+    from fedhar.distill.compare import score
+    from fedhar.data.dataset import WindowDataset
+    from fedhar.smarthome.zero_shot import score_variants
+
+    rng = np.random.default_rng(0)
+    K, n = 4, 80  # classes 0-2 are activities, 3 is "doing something else"
+    y = rng.integers(0, 3, n)
+
+    def logps(labels):
+        lp = np.full((len(labels), K, 1), -5.0) + rng.normal(0, 0.05, (len(labels), K, 1))
+        lp[:, 3, 0] += 3.0
+        lp[np.arange(len(labels)), labels, 0] += 1.0
+        return lp
+
+    valid = np.ones((K, 1), dtype=bool)
+    variants = score_variants(logps(y), np.full((K, 1), -5.0), logps(rng.integers(0, 3, 64)), valid)
+    test = WindowDataset(X=np.zeros((n, 1, 2), np.float32), y=y, subject=np.zeros(n, np.int64), classes=("a", "b", "c", "other"),
+                         channels=("t",), units=("id",), rate_hz=1.0, name="t")
+    raw = variants[("mean", "none")].argmax(1)
+    assert (raw == 3).all()  # the generic phrase wins every window
+    assert (variants[("mean", "content-free")].argmax(1) == 3).all()  # the prompt alone does not see the domain's bias
+    fixed = variants[("mean", "domain")].argmax(1)
+    assert (fixed == y).all() and score(test, fixed)["macro_f1"] == 1.0 and score(test, raw)["macro_f1"] == 0.0

@@ -36,10 +36,25 @@ def test_personalization_rows_add_the_global_model_as_a_strategy():
     assert [(r["client"], r["personal_f1"]) for r in glob] == [(0, 0.5), (1, 0.6)]
 
 
-def test_federated_smarthome_rows_pair_own_and_federated_models():
-    rows = R.smarthome_rows({"homes": [{"home": "A", "own_macro_f1": 0.7, "own_accuracy": 0.8,
-                                        "federated_macro_f1": 0.6, "federated_accuracy": 0.75}]})
-    assert {(r["model"], r["macro_f1"]) for r in rows} == {("own model", 0.7), ("federated", 0.6)}
+def test_federated_smarthome_rows_and_the_per_home_paired_summary():
+    """Every model of every home becomes a row; the multi-seed report pairs each federated row with the
+    home's own model over seeds and counts the homes where it is at least as good."""
+    from fedhar.config import ExperimentConfig
+
+    def results(noise):
+        return {"homes": [{"home": h, "models": {"own model": {"macro_f1": own + noise, "accuracy": 0.8},
+                                                   "federated + personalised": {"macro_f1": own + gain + noise, "accuracy": 0.8}}}
+                          for h, own, gain in (("A", 0.5, 0.10), ("B", 0.7, -0.05))]}
+
+    rows = R.smarthome_rows(results(0.0))
+    assert {(r["home"], r["model"], round(r["macro_f1"], 6)) for r in rows} == {
+        ("A", "own model", 0.5), ("A", "federated + personalised", 0.6), ("B", "own model", 0.7),
+        ("B", "federated + personalised", 0.65)}
+    per_seed = {s: R.smarthome_rows(results(n)) for s, n in enumerate((0.0, 0.01, -0.02))}
+    md = STUDIES.get("smarthome").summarize(per_seed, ExperimentConfig())
+    assert "| A | +0.100 (p=0) |" in md and "| B | -0.050 (p=0) |" in md
+    assert "| homes where row >= own model | 1 of 2 |" in md
+    assert STUDIES.get("smarthome").summarize({0: [{"home": "A", "model": "teacher", "macro_f1": 0.5}]}, ExperimentConfig()) == ""
 
 
 def test_personalization_verdict_pairs_clients_and_seeds():
