@@ -11,6 +11,8 @@ Quantisation:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import tempfile
 import warnings
@@ -34,7 +36,8 @@ def export_onnx(graph: torch.nn.Module, example: torch.Tensor, path: Path, metad
 
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
-        with warnings.catch_warnings(), _quiet_onnx():
+        # torch.onnx prints its progress with print(); keep a CLI's output to fedhar's own lines
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(graph, (example,), dynamo=True, input_names=[INPUT], output_names=list(output_names),
                                         dynamic_shapes={"window": {0: batch}}, external_data=False, verbose=False)
@@ -49,22 +52,6 @@ def export_onnx(graph: torch.nn.Module, example: torch.Tensor, path: Path, metad
     onnx.save_model(proto, str(path))
     onnx.checker.check_model(str(path), full_check=True)
     return path
-
-
-class _quiet_onnx:
-    """torch.onnx prints its progress with print(); keep a CLI's output to fedhar's own lines."""
-
-    def __enter__(self):
-        import contextlib
-        import io
-
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        return self
-
-    def __exit__(self, *exc):
-        self._stack.close()
-        return False
 
 
 def quantize_onnx(src: Path, dst: Path, mode: str) -> Path:

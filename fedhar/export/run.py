@@ -124,6 +124,11 @@ def export_metadata(classes, channels, backbone: str, cfg: ExperimentConfig, dat
     }
 
 
+def _example(data: WindowDataset) -> torch.Tensor:
+    """The two windows an export traces the graph with (the batch size stays dynamic)."""
+    return torch.from_numpy(np.ascontiguousarray(data.X[:2]))
+
+
 def _export_neural(run_dir, out: Path, opts: ExportOptions, overrides) -> tuple[np.ndarray, WindowDataset, dict, int]:
     """Write a neural run's graph; returns (PyTorch logits, parity windows, metadata, LoRA layers merged)."""
     saved = locate_export(run_dir, opts)
@@ -140,7 +145,7 @@ def _export_neural(run_dir, out: Path, opts: ExportOptions, overrides) -> tuple[
                              saved.personal or saved.model_dir)
     log.info("export: %s -> %s (%s, quantize %s, %d LoRA layers merged)", metadata["fedhar.source"], out,
              opts.format, opts.quantize, merged)
-    export_file(ExportGraph(model), torch.from_numpy(np.ascontiguousarray(data.X[:2])), out, opts.format,
+    export_file(ExportGraph(model), _example(data), out, opts.format,
                 opts.quantize, metadata)
     return reference, data, metadata, merged
 
@@ -181,7 +186,7 @@ def _export_classical(run_dir: Path, cfg: ExperimentConfig, out: Path, opts: Exp
     log.info("export: %s -> %s (window features + random forest of %d trees, skl2onnx)", model_dir, out,
              len(forest.estimators_))
     export_classical_onnx(forest, len(classes), len(meta["channels"]), data.window_length,
-                          torch.from_numpy(np.ascontiguousarray(data.X[:2])), out, metadata)
+                          _example(data), out, metadata)
     return reference, data, metadata, 0
 
 
