@@ -93,7 +93,12 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, where: str = "") 
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], prefix + name)
+            value = data[name]
+            if isinstance(value, Mapping) and f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+                if dataclasses.is_dataclass(default):  # a partial section changes only the keys it names
+                    value = {**to_mapping(default), **value}
+            kwargs[name] = _coerce(value, hints[name], prefix + name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"Missing required key `{prefix}{name}`.")
     try:

@@ -78,3 +78,12 @@ def test_choice_fields_keep_their_values():
                         "smarthome": {"mode": "federated"}, "lodo": {"modes": ["full"]}}, ["train.precision=fp32"])
     assert (cfg.train.schedule, cfg.train.precision, cfg.train.trainable) == ("constant", "fp32", ["head"])
     assert cfg.model.backbone.quantize == 4 and cfg.smarthome.mode == "federated" and cfg.lodo.modes == ["full"]
+
+
+def test_a_partial_section_keeps_the_defaults_it_does_not_name():
+    cfg = build_config({"smarthome": {"personalize": {"epochs": 3}}})
+    default = build_config({}).smarthome.personalize
+    assert cfg.smarthome.personalize.epochs == 3 and default.epochs != 3
+    assert (cfg.smarthome.personalize.lr, cfg.smarthome.personalize.batch_size) == (default.lr, default.batch_size)
+    with pytest.raises(ConfigError, match="smarthome.personalize.epoch"):
+        build_config({"smarthome": {"personalize": {"epoch": 3}}})

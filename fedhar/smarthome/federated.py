@@ -60,18 +60,13 @@ def home_splits(train: WindowDataset, test: WindowDataset, homes: list[str]) -> 
     return [(train.subset(train.subject == i), test.subset(test.subject == i)) for i in range(len(homes))]
 
 
-def _personal_state(fed_dir: Path, pid: int, name: str):
-    from fedhar.federated.personal import load_personal
-
-    return load_personal(fed_dir / "clients" / f"client_{pid:04d}" / f"{name}.safetensors")
-
-
 def run_smarthome_federated(cfg: ExperimentConfig, folder: RunFolder) -> dict:
     """Every model of :data:`MODELS` the config asks for, on every home (``smarthome.mode: federated``)."""
-    from fedhar.federated.personal import save_personal
+    from fedhar.federated.personal import load_personal, save_personal
     from fedhar.federated.task import derive_seed
     from fedhar.transfer.adapt import adapt, changed_state, row_fields
     from fedhar.transfer.lodo import train_federated
+    from fedhar.transfer.personalize import personal_path
 
     sh = cfg.smarthome
     homes = list(sh.homes)
@@ -107,7 +102,7 @@ def run_smarthome_federated(cfg: ExperimentConfig, folder: RunFolder) -> dict:
         federations[kind] = _federation_summary(fed_dir)
         for idx, (home, (tr, te)) in enumerate(zip(homes, splits)):
             if kind == "fedper" and not folder.done("FedPer", home):
-                mine = _personal_state(fed_dir, idx, "personal")
+                mine = load_personal(personal_path(fed_dir, idx, "personal"))
                 model.load_trainable_state({**state, **(mine or {})}, where=f"{fed_dir} client {idx}")
                 folder.record("FedPer", home, value={**score_model(model, te, cfg.train), "personal_state": mine is not None})
             elif kind == "feddf" and not folder.done("FedDF", home):
@@ -120,7 +115,7 @@ def run_smarthome_federated(cfg: ExperimentConfig, folder: RunFolder) -> dict:
                 if not folder.done("federated + personalised", home):
                     info = adapt(model, state, tr, sh.personal_parts, cfg.train, sh.personalize,
                                  seed=derive_seed(cfg.seed, idx, "personal"), desc=f"{home} personalise")
-                    save_personal(fed_dir / "clients" / f"client_{idx:04d}" / "personalised.safetensors",
+                    save_personal(personal_path(fed_dir, idx, "personalised"),
                                   changed_state(model, sh.personal_parts))
                     folder.record("federated + personalised", home,
                                   value={**score_model(model, te, cfg.train), **row_fields(info)})

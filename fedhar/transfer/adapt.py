@@ -47,8 +47,10 @@ def adapt_train_config(base: TrainConfig, acfg: AdaptConfig, trainable: Sequence
 
 
 def uses_validation(y: np.ndarray, acfg: AdaptConfig) -> bool:
-    """Whether the labelled set with labels ``y`` is large enough to hold out validation windows:
-    every class present has at least ``acfg.val_min_per_class`` windows."""
+    """Whether the labelled set with labels ``y`` holds out validation windows: ``acfg.validation``
+    is on and every class present has at least ``acfg.val_min_per_class`` windows."""
+    if not acfg.validation:
+        return False
     counts = np.bincount(np.asarray(y, dtype=np.int64)) if len(y) else np.zeros(0, dtype=np.int64)
     present = counts[counts > 0]
     return len(present) > 0 and int(present.min()) >= acfg.val_min_per_class
@@ -122,6 +124,9 @@ def row_fields(info: dict) -> dict:
 def adaptation_rule(acfg: AdaptConfig) -> str:
     """The rule of this module in words, with ``acfg``'s numbers (for results and reports)."""
     cap = f", at most {acfg.max_steps} steps (but at least one epoch)" if acfg.max_steps is not None else ""
+    if not acfg.validation:
+        return (f"Every variant: no validation; all labelled windows train for {acfg.epochs} epochs, at least "
+                f"{acfg.min_steps} steps{cap}, batch {acfg.batch_size}, lr {acfg.lr:g}.")
     return (f"Every variant: when every class of the labelled set has >= {acfg.val_min_per_class} windows, a stratified "
             f"{acfg.val_fraction:g} of each class is held out for validation; the rest trains for up to {acfg.epochs} "
             f"epochs (at least {acfg.min_steps} steps{cap}, batch {acfg.batch_size}, lr {acfg.lr:g}), stopping after "

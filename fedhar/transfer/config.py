@@ -34,7 +34,8 @@ DEFAULT_VARIANTS = [
 class AdaptConfig:
     """Local fine-tuning on a small labelled set (few-shot target data, a client's own windows).
 
-    The budget scales with the labelled data (see :func:`fedhar.transfer.adapt.adapt`): when every
+    The budget scales with the labelled data (see :func:`fedhar.transfer.adapt.adapt`): when
+    ``validation`` is on and every
     class of the labelled set has at least ``val_min_per_class`` windows, a stratified
     ``val_fraction`` of them is held out and training stops early on its macro-F1 (the best
     epoch's state is restored); otherwise there is no validation and the step rule alone applies.
@@ -48,6 +49,7 @@ class AdaptConfig:
     batch_size: int = field(default=32, metadata={"help": "Batch size."})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    validation: bool = field(default=True, metadata={"help": "Hold out validation windows for early stopping when the set is large enough (see val_min_per_class); false: always the fixed budget on every labelled window."})
     val_fraction: float = field(default=0.2, metadata={"help": "Share of each class's labelled windows held out for early stopping (when validation applies)."})
     val_min_per_class: int = field(default=10, metadata={"help": "Validation is held out only when every class in the labelled set has at least this many windows; otherwise fixed steps, no validation."})
     patience: int = field(default=3, metadata={"help": "Stop after this many epochs without a better validation macro-F1 (once min_steps are done)."})

@@ -50,6 +50,24 @@ def test_tokenised_windows_keep_the_latest_events():
     assert tok.decode(ids[1, 0]) == "world"  # the end of the text is kept
 
 
+def test_the_header_survives_truncation(generated_homes):
+    from fedhar.data.loaders.smarthome import load_smarthome
+    from fedhar.exceptions import ModelError
+
+    tok = ByteTokenizer()
+    ids = encode_texts(["hello world"], tok, max_tokens=8, prefix="H:\n")
+    assert tok.decode(ids[0, 0]) == "H:\nworld"  # the prefix in front, then the end of the text
+    with pytest.raises(ModelError, match="leaving none of `max_tokens`"):
+        encode_texts(["x"], tok, max_tokens=3, prefix="abc")
+    # every window of a home starts with that home's header, however long its events are
+    d = load_smarthome(generated_homes, homes=["ordonez_a", "ordonez_b"], k=6, tokenizer="bytes", max_tokens=40,
+                       text={"header": "home {home}"})
+    for s, home in enumerate(("ordonez a", "ordonez b")):
+        rows = d.X[d.subject == s][:, 0]
+        head = f"home {home}\n".encode()
+        assert (rows[:, : len(head)] == np.frombuffer(head, np.uint8)).all() and (rows[:, -1] >= 0).all()
+
+
 def test_smarthome_format_split_and_masks(generated_homes):
     from fedhar.config import build_config
     from fedhar.data.sources import load_splits

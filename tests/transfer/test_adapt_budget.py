@@ -69,6 +69,10 @@ def test_validation_only_when_every_class_has_enough_windows(data):
     short = data.subset(np.setdiff1d(np.arange(len(data)), drop))
     assert not uses_validation(short.y, acfg)
     assert validation_split(short, acfg)[1] is None
+    # Switched off: never validation, however many windows each class has.
+    off = AdaptConfig(val_fraction=0.2, val_min_per_class=10, validation=False)
+    assert not uses_validation(data.y, off) and validation_split(data, off)[1] is None
+    assert "no validation" in adaptation_rule(off)
     # Enough everywhere: a stratified, disjoint split, the same for a seed.
     train, val = validation_split(data, acfg, seed=5)
     assert np.bincount(val.y).tolist() == [2] * 6 and np.bincount(train.y).tolist() == [10] * 6

@@ -13,6 +13,7 @@ window's home has, so a home is never trained or scored on classes it lacks).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -65,19 +66,21 @@ def load_smarthome(
     tokenizer : str
         Backbone whose tokenizer writes the ids (``bytes`` for tests).
     max_tokens : int
-        Longer texts keep their last tokens (the most recent events).
+        Longer texts keep their last tokens (the most recent events); the header line, when the
+        template has one, is always kept in front.
     text : dict, optional
         :class:`fedhar.data.smarthome.EventTextTemplate` fields (``line``, ``time_format``, ``header``).
     max_windows_per_home : int, optional
         Seeded subsample per home (in time order), for homes with very chatty sensors.
     """
     from fedhar.data.smarthome import HOME_ACTIVITIES, count_features
-    from fedhar.data.smarthome.serialize import EventTextTemplate, hour_of, serialize_windows
+    from fedhar.data.smarthome.serialize import EventTextTemplate, home_header, hour_of, serialize_windows
     from fedhar.data.smarthome.tokenize import encode_texts, load_tokenizer
 
     if max_windows_per_home is not None and max_windows_per_home <= 0:
         raise ConfigError(f"`data.options.max_windows_per_home` must be positive; got {max_windows_per_home}.")
     template = from_mapping(EventTextTemplate, text or {}, "data.options.text")
+    body = dataclasses.replace(template, header=None)  # the header is the tokens' fixed prefix
     tok = load_tokenizer(tokenizer)
     per_home = home_windows(path, homes, k, stride, span_seconds, unlabelled)
     rng = np.random.default_rng(seed)
@@ -92,7 +95,9 @@ def load_smarthome(
         unknown = sorted(set(w.label.tolist()) - set(classes))
         if unknown:
             raise DataError(f"home `{home}`: labels {unknown} are not canonical home activities.")
-        ids = encode_texts(serialize_windows(w, template), tok, max_tokens)
+        header = home_header(w.recording, template)
+        prefix = header + template.joiner if header else ""
+        ids = encode_texts(serialize_windows(w, body), tok, max_tokens, prefix=prefix)
         own = [f"{home}:{s}" for s in sorted(w.recording.sensors)]
         counts = np.zeros((len(w), len(sensor_ids) + 2), np.float32)
         feats = count_features(w, sorted(w.recording.sensors))

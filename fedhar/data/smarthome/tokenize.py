@@ -4,7 +4,8 @@ The embedded SmolLM2 GGUF carries its tokenizer; it is cached with the fp32 weig
 (:func:`fedhar.hub.resolve_pretrained`). ``bytes`` is a byte-level tokenizer for the
 random ``tiny-llama`` test backbone (vocabulary 256), so tests need no model files.
 Padding is ``-1``: the model builds its attention mask and pooling from it. Texts longer than
-``max_tokens`` keep their *end* (the most recent events, where the label is decided).
+``max_tokens`` keep their *end* (the most recent events, where the label is decided); a ``prefix``
+(the line describing the home) is always kept in front, so long windows never lose it.
 """
 
 from __future__ import annotations
@@ -54,11 +55,20 @@ def load_tokenizer(name: str):
     return tok
 
 
-def encode_texts(texts: Sequence[str], tokenizer, max_tokens: int = 128) -> np.ndarray:
-    """``(N, 1, L)`` int64 ids, right-padded with :data:`PAD`; ``L`` = longest text, at most ``max_tokens``."""
+def encode_texts(texts: Sequence[str], tokenizer, max_tokens: int = 128, prefix: str = "") -> np.ndarray:
+    """``(N, 1, L)`` int64 ids, right-padded with :data:`PAD`; ``L`` = longest text, at most ``max_tokens``.
+
+    ``prefix`` is encoded once and put before every text; the text is cut from its start to fit the
+    rest of ``max_tokens``, so the prefix survives truncation.
+    """
     if max_tokens <= 0:
         raise ModelError(f"`max_tokens` must be positive; got {max_tokens}.")
-    rows = [tokenizer.encode(t, add_special_tokens=False)[-max_tokens:] for t in texts]
+    head = tokenizer.encode(prefix, add_special_tokens=False) if prefix else []
+    room = max_tokens - len(head)
+    if room <= 0:
+        raise ModelError(f"the prefix {prefix[:60]!r} takes {len(head)} tokens, leaving none of `max_tokens` ({max_tokens}) "
+                         "for the events; raise `data.options.max_tokens` or shorten `data.options.text.header`.")
+    rows = [head + tokenizer.encode(t, add_special_tokens=False)[-room:] for t in texts]
     width = max((len(r) for r in rows), default=1) or 1
     out = np.full((len(rows), 1, width), PAD, dtype=np.int64)
     for i, r in enumerate(rows):
