@@ -32,7 +32,15 @@ class SmartHomeConfig:
     own_epochs: int | None = field(default=None, metadata={"help": "mode federated: epochs of each home's own model (null: federated.rounds x federated.local_epochs, as many passes as a client makes)."})
     personal_parts: list[str] = field(default_factory=lambda: ["lora", "head"], metadata={"help": "mode federated: the parts a home fine-tunes after federation."})
     personalize: AdaptConfig = field(default_factory=lambda: AdaptConfig(epochs=4, min_steps=20, batch_size=16, lr=5e-4), metadata={"help": "mode federated: the fine-tuning after federation (epochs, steps, lr; early stopping where every class has enough windows)."})
+    personalize_from: list[Literal["federated", "fedper"]] | None = field(default=None, metadata={"help": "mode federated: which federations' models each home personalises after training (`personal_parts`, `personalize`). federated: FedAvg's global model (row `federated + personalised`); fedper: FedPer's global LoRA with the home's own head (row `FedPer + personalised`). Each must be in `federations`; null: federated, when it runs."})
     public_homes: list[str] = field(default_factory=lambda: ["kasteren2010_a"], metadata={"help": "mode federated, feddf: homes outside the federation whose training days, unlabelled, are the server's public set."})
+
+    @property
+    def personalized(self) -> list[str]:
+        """The federations whose models the homes personalise: ``personalize_from``, or FedAvg's when it runs."""
+        if self.personalize_from is None:
+            return [f for f in ("federated",) if f in self.federations]
+        return list(self.personalize_from)
 
     def __post_init__(self) -> None:
         if not self.homes:
@@ -44,6 +52,10 @@ class SmartHomeConfig:
         if "feddf" in self.federations and not self.public_homes:
             raise ConfigError("`smarthome.federations` has feddf but `smarthome.public_homes` is empty; name the homes whose "
                               "unlabelled windows are the public set.")
+        missing = [f for f in self.personalized if f not in self.federations]
+        if missing and self.mode == "federated":
+            raise ConfigError(f"`smarthome.personalize_from` has {missing}, which `smarthome.federations` "
+                              f"({', '.join(self.federations)}) does not run; add them there or drop them here.")
         if not self.zero_shot_prompts:
             raise ConfigError("`smarthome.zero_shot_prompts` is empty; give at least one prompt.")
         from fedhar.models.config import PARTS

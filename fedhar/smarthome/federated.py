@@ -9,6 +9,8 @@ Per seed, every home's last days are its test days and every model is scored on 
 * **federated + personalised**: that global model, then ``smarthome.personal_parts`` fine-tuned on
   the home's own training days (``smarthome.personalize``);
 * **FedPer**: a second federation in which each home's head never leaves the home;
+* **FedPer + personalised**: FedPer's global LoRA with the home's own head, fine-tuned the same way
+  (when ``smarthome.personalize_from`` names ``fedper``);
 * **FedDF**: a third, with server distillation on the unlabelled windows of homes outside the
   federation (``smarthome.public_homes``).
 
@@ -38,10 +40,12 @@ from fedhar.training.loop import fit
 
 log = logging.getLogger(__name__)
 
-MODELS = ("classical", "own model", "federated", "federated + personalised", "FedPer", "FedDF")
+MODELS = ("classical", "own model", "federated", "federated + personalised", "FedPer", "FedPer + personalised", "FedDF")
 """Every row a home can have, in report order."""
 FOLDERS = {"federated": "federated", "fedper": "fedper", "feddf": "feddf"}
 """Each federation's folder in the run."""
+PERSONALISED = {"federated": "federated + personalised", "fedper": "FedPer + personalised"}
+"""The row of each federation's model once a home has fine-tuned it (``smarthome.personalize_from``)."""
 
 
 def federation_config(cfg: ExperimentConfig, kind: str) -> ExperimentConfig:
@@ -101,24 +105,25 @@ def run_smarthome_federated(cfg: ExperimentConfig, folder: RunFolder) -> dict:
         state = train_federated(fcfg, fed_dir)
         federations[kind] = _federation_summary(fed_dir)
         for idx, (home, (tr, te)) in enumerate(zip(homes, splits)):
-            if kind == "fedper" and not folder.done("FedPer", home):
+            start = state  # the model this home gets from the federation
+            if kind == "fedper":
                 mine = load_personal(personal_path(fed_dir, idx, "personal"))
-                model.load_trainable_state({**state, **(mine or {})}, where=f"{fed_dir} client {idx}")
-                folder.record("FedPer", home, value={**score_model(model, te, cfg.train), "personal_state": mine is not None})
+                start = {**state, **(mine or {})}
+                if not folder.done("FedPer", home):
+                    model.load_trainable_state(start, where=f"{fed_dir} client {idx}")
+                    folder.record("FedPer", home, value={**score_model(model, te, cfg.train), "personal_state": mine is not None})
             elif kind == "feddf" and not folder.done("FedDF", home):
                 model.load_trainable_state(state, where=str(fed_dir))
                 folder.record("FedDF", home, value=score_model(model, te, cfg.train))
-            elif kind == "federated":
-                if not folder.done("federated", home):
-                    model.load_trainable_state(state, where=str(fed_dir))
-                    folder.record("federated", home, value=score_model(model, te, cfg.train))
-                if not folder.done("federated + personalised", home):
-                    info = adapt(model, state, tr, sh.personal_parts, cfg.train, sh.personalize,
-                                 seed=derive_seed(cfg.seed, idx, "personal"), desc=f"{home} personalise")
-                    save_personal(personal_path(fed_dir, idx, "personalised"),
-                                  changed_state(model, sh.personal_parts))
-                    folder.record("federated + personalised", home,
-                                  value={**score_model(model, te, cfg.train), **row_fields(info)})
+            elif kind == "federated" and not folder.done("federated", home):
+                model.load_trainable_state(state, where=str(fed_dir))
+                folder.record("federated", home, value=score_model(model, te, cfg.train))
+            row = PERSONALISED.get(kind)
+            if kind in sh.personalized and not folder.done(row, home):
+                info = adapt(model, start, tr, sh.personal_parts, cfg.train, sh.personalize,
+                             seed=derive_seed(cfg.seed, idx, "personal"), desc=f"{home} personalise {kind}")
+                save_personal(personal_path(fed_dir, idx, "personalised"), changed_state(model, sh.personal_parts))
+                folder.record(row, home, value={**score_model(model, te, cfg.train), **row_fields(info)})
     rows = _rows(folder, homes, splits)
     folder.results.update(kind="smarthome_federated", homes=rows)
     folder.write_metrics([{"home": r["home"], "model": m, **v} for r in rows for m, v in r["models"].items()])
@@ -150,14 +155,15 @@ def _report(cfg: ExperimentConfig, rows: list[dict], federations: Mapping[str, d
     shown = [m for m in MODELS if any(m in r["models"] for r in rows)]
     lines = [f"# {cfg.name}", "",
              f"{len(rows)} homes as {len(rows)} Flower clients, {f.rounds} rounds x {f.local_epochs} local epoch(s), client lr "
-             f"{cfg.train.lr:g} ({f.round_lr} over rounds). Personalisation fine-tunes {' + '.join(sh.personal_parts)} on the "
-             f"home's training days; FedDF's public set is the unlabelled training days of {', '.join(sh.public_homes)}. "
-             "Macro-F1 / accuracy on each home's last days.", "", home_table(rows, shown)]
+             f"{cfg.train.lr:g} ({f.round_lr} over rounds). Personalisation fine-tunes {' + '.join(sh.personal_parts)} of "
+             f"the {' and '.join(sh.personalized) or 'no'} model(s) on the home's training days; FedDF's public set is the "
+             f"unlabelled training days of {', '.join(sh.public_homes)}. Macro-F1 / accuracy on each home's last days.", "", home_table(rows, shown)]
     means = {m: float(np.mean([r["models"][m]["macro_f1"] for r in rows])) for m in shown if all(m in r["models"] for r in rows)}
     lines += ["", "Mean macro-F1: " + ", ".join(f"{m} {v:.3f}" for m, v in means.items()) + "."]
-    if {"federated + personalised", "own model"} <= set(means):
-        wins = sum(r["models"]["federated + personalised"]["macro_f1"] >= r["models"]["own model"]["macro_f1"] for r in rows)
-        lines.append(f"Federated + personalised >= own model on {wins} of {len(rows)} homes.")
+    for row in PERSONALISED.values():
+        if {row, "own model"} <= set(means):
+            wins = sum(r["models"][row]["macro_f1"] >= r["models"]["own model"]["macro_f1"] for r in rows)
+            lines.append(f"{row[0].upper() + row[1:]} >= own model on {wins} of {len(rows)} homes.")
     sent = {k: (v.get("communication") or {}).get("total_bytes", 0) / 1e6 for k, v in federations.items()}
     lines += ["", "Sent over the network: " + ", ".join(f"{k} {mb:.1f} MB" for k, mb in sent.items())
               + f". Total time {seconds / 60:.1f} min."]

@@ -124,15 +124,14 @@ def row_fields(info: dict) -> dict:
 def adaptation_rule(acfg: AdaptConfig) -> str:
     """The rule of this module in words, with ``acfg``'s numbers (for results and reports)."""
     cap = f", at most {acfg.max_steps} steps (but at least one epoch)" if acfg.max_steps is not None else ""
+    plain = f"no validation: all labelled windows train for {acfg.epochs} epochs, at least {acfg.min_steps} steps{cap}"
     if not acfg.validation:
-        return (f"Every variant: no validation; all labelled windows train for {acfg.epochs} epochs, at least "
-                f"{acfg.min_steps} steps{cap}, batch {acfg.batch_size}, lr {acfg.lr:g}.")
+        return f"Every variant: {plain}, batch {acfg.batch_size}, lr {acfg.lr:g}."
     return (f"Every variant: when every class of the labelled set has >= {acfg.val_min_per_class} windows, a stratified "
             f"{acfg.val_fraction:g} of each class is held out for validation; the rest trains for up to {acfg.epochs} "
             f"epochs (at least {acfg.min_steps} steps{cap}, batch {acfg.batch_size}, lr {acfg.lr:g}), stopping after "
             f"{acfg.patience} epochs without a better validation macro-F1 (not before {acfg.min_steps} steps) and "
-            f"restoring the best epoch's trainable state. Otherwise (e.g. k=1, k=5) no validation: all labelled "
-            f"windows train for {acfg.epochs} epochs, at least {acfg.min_steps} steps{cap}.")
+            f"restoring the best epoch's trainable state. Otherwise (e.g. k=1, k=5) {plain}.")
 
 
 def changed_state(model: HARModel, trainable: Sequence[str]) -> dict[str, torch.Tensor]:

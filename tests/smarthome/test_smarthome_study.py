@@ -71,7 +71,8 @@ FED_ARGS = ["--set", "smarthome.mode=federated", "--set", "model.backbone.layers
 
 def test_tiny_federated_study_personalises_after_federation(generated_homes, tmp_path):
     """Two generated homes as clients: own model, random forest, FedAvg's global model, the global model
-    personalised on each home's training days, and FedPer; the personal states are saved and reproduce the scores."""
+    personalised on each home's training days, FedPer, and FedPer's model personalised; the personal states
+    are saved and reproduce the scores."""
     import torch
 
     from fedhar.config import derive, load_config
@@ -85,32 +86,35 @@ def test_tiny_federated_study_personalises_after_federation(generated_homes, tmp
     out = tmp_path / "fed"
     res = _run(["--config", "configs/smarthome_tiny.yaml", "--out", str(out), "--set", f"data.source={generated_homes}",
                 "--set", "smarthome.homes=[ordonez_a,ordonez_b]", "--set", "smarthome.federations=[federated,fedper]",
-                "--set", "federated.round_lr=cosine", *FED_ARGS])
+                "--set", "smarthome.personalize_from=[federated,fedper]", "--set", "federated.round_lr=cosine", *FED_ARGS])
     r = json.loads((out / "results.json").read_text())
     assert [h["home"] for h in r["homes"]] == ["ordonez_a", "ordonez_b"]
     for h in r["homes"]:
-        assert set(h["models"]) == {"classical", "own model", "federated", "federated + personalised", "FedPer"}
+        assert set(h["models"]) == {"classical", "own model", "federated", "federated + personalised", "FedPer",
+                                    "FedPer + personalised"}
         for m in h["models"].values():
             assert 0 <= m["macro_f1"] <= 1 and 0 <= m["accuracy"] <= 1
         assert h["models"]["FedPer"]["personal_state"] is True  # each home's own head, not the untrained global one
-        assert h["models"]["federated + personalised"]["steps"] >= 5
+        assert h["models"]["federated + personalised"]["steps"] >= 5 and h["models"]["FedPer + personalised"]["steps"] >= 5
     fed = json.loads((out / "federated" / "results.json").read_text())
     assert fed["complete"] and fed["num_clients"] == 2
     assert fed["model"]["update_bytes"] < 4 * fed["model"]["backbone_params"]  # only LoRA + head crossed the network
-    assert "Federated + personalised >= own model on" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Federated + personalised >= own model on" in report and "FedPer + personalised >= own model on" in report
     assert "| ordonez_b |" in res.stdout
 
     # the saved personal state (LoRA + head only) on top of the global model reproduces the recorded score
     cfg = derive(load_config(out / "config.yaml"), {"data.options.homes": ["ordonez_a", "ordonez_b"]}, source="test")
     train, test = load_splits(cfg.data, cfg.seed)
     model = build_for_data(cfg, train)
-    state = load_checkpoint(out / "federated").global_state
-    for idx, (_, te) in enumerate(home_splits(train, test, ["ordonez_a", "ordonez_b"])):
-        mine = load_personal(out / "federated" / "clients" / f"client_{idx:04d}" / "personalised.safetensors")
-        assert mine and all(("lora_" in k) or k.startswith("head.") for k in mine), sorted(mine)[:5]
-        assert any(not torch.equal(mine[k], state[k]) for k in mine)  # fine-tuning changed them
-        model.load_trainable_state({**state, **mine}, where="test")
-        assert score_model(model, te, cfg.train)["macro_f1"] == pytest.approx(r["homes"][idx]["models"]["federated + personalised"]["macro_f1"])
+    for fed, row in (("federated", "federated + personalised"), ("fedper", "FedPer + personalised")):
+        state = load_checkpoint(out / fed).global_state
+        for idx, (_, te) in enumerate(home_splits(train, test, ["ordonez_a", "ordonez_b"])):
+            mine = load_personal(out / fed / "clients" / f"client_{idx:04d}" / "personalised.safetensors")
+            assert mine and all(("lora_" in k) or k.startswith("head.") for k in mine), sorted(mine)[:5]
+            assert any(not torch.equal(mine[k], state[k]) for k in mine)  # fine-tuning changed them
+            model.load_trainable_state({**state, **mine}, where="test")
+            assert score_model(model, te, cfg.train)["macro_f1"] == pytest.approx(r["homes"][idx]["models"][row]["macro_f1"])
 
 
 def test_tiny_feddf_federation_distils_on_another_homes_days(generated_homes, tmp_path):
@@ -130,6 +134,9 @@ def test_tiny_feddf_federation_distils_on_another_homes_days(generated_homes, tm
     with pytest.raises(ConfigError, match="also clients"):
         load_config(REPO / "configs/smarthome_tiny.yaml", ["smarthome.mode=federated", "smarthome.homes=[ordonez_a,ordonez_b]",
                                                              "smarthome.public_homes=[ordonez_b]"])
+    with pytest.raises(ConfigError, match=r"personalize_from.*\['fedper'\].*does not run"):
+        load_config(REPO / "configs/smarthome_tiny.yaml", ["smarthome.mode=federated", "smarthome.federations=[feddf]",
+                                                             "smarthome.personalize_from=[fedper]"])
     bad = tmp_path / "bad"
     import subprocess
     import sys

@@ -52,13 +52,16 @@ def test_tokenised_windows_keep_the_latest_events():
 
 def test_the_header_survives_truncation(generated_homes):
     from fedhar.data.loaders.smarthome import load_smarthome
-    from fedhar.exceptions import ModelError
+    from fedhar.exceptions import ConfigError, ModelError
 
     tok = ByteTokenizer()
     ids = encode_texts(["hello world"], tok, max_tokens=8, prefix="H:\n")
     assert tok.decode(ids[0, 0]) == "H:\nworld"  # the prefix in front, then the end of the text
     with pytest.raises(ModelError, match="leaving none of `max_tokens`"):
         encode_texts(["x"], tok, max_tokens=3, prefix="abc")
+    with pytest.raises(ConfigError, match=r"home `ordonez_a`.*data\.options\.max_tokens.*data\.options\.text\.header"):
+        load_smarthome(generated_homes, homes=["ordonez_a"], k=6, tokenizer="bytes", max_tokens=8,
+                       text={"header": "home {home}"})
     # every window of a home starts with that home's header, however long its events are
     d = load_smarthome(generated_homes, homes=["ordonez_a", "ordonez_b"], k=6, tokenizer="bytes", max_tokens=40,
                        text={"header": "home {home}"})

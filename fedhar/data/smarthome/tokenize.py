@@ -67,7 +67,7 @@ def encode_texts(texts: Sequence[str], tokenizer, max_tokens: int = 128, prefix:
     room = max_tokens - len(head)
     if room <= 0:
         raise ModelError(f"the prefix {prefix[:60]!r} takes {len(head)} tokens, leaving none of `max_tokens` ({max_tokens}) "
-                         "for the events; raise `data.options.max_tokens` or shorten `data.options.text.header`.")
+                         "for the text.")
     rows = [head + tokenizer.encode(t, add_special_tokens=False)[-room:] for t in texts]
     width = max((len(r) for r in rows), default=1) or 1
     out = np.full((len(rows), 1, width), PAD, dtype=np.int64)
