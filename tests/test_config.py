@@ -81,9 +81,19 @@ def test_choice_fields_keep_their_values():
 
 
 def test_a_partial_section_keeps_the_defaults_it_does_not_name():
-    cfg = build_config({"smarthome": {"personalize": {"epochs": 3}}})
+    cfg = build_config({"smarthome": {"mode": "federated", "personalize": {"epochs": 3}}})
     default = build_config({}).smarthome.personalize
     assert cfg.smarthome.personalize.epochs == 3 and default.epochs != 3
     assert (cfg.smarthome.personalize.lr, cfg.smarthome.personalize.batch_size) == (default.lr, default.batch_size)
     with pytest.raises(ConfigError, match="smarthome.personalize.epoch"):
-        build_config({"smarthome": {"personalize": {"epoch": 3}}})
+        build_config({"smarthome": {"mode": "federated", "personalize": {"epoch": 3}}})
+
+
+def test_central_smart_homes_refuse_the_federated_keys():
+    """``mode: central`` reads no federation setting, so one that differs from its default is refused, by name."""
+    assert build_config({"smarthome": {"personalize_from": None, "public_homes": ["kasteren2010_a"]}}).smarthome.mode == "central"
+    with pytest.raises(ConfigError, match=r"central.*`smarthome.personalize_from`, `smarthome.public_homes`"):
+        build_config({"smarthome": {"personalize_from": ["fedper"], "public_homes": []}})
+    with pytest.raises(ConfigError, match=r"central.*`smarthome.personalize`"):
+        build_config({"smarthome": {"personalize": {"epochs": 3}}})
+    assert build_config({"smarthome": {"mode": "federated", "personal_parts": ["head"]}}).smarthome.personal_parts == ["head"]

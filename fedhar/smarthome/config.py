@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Literal, get_args
 
 from fedhar.distill.config import DistillConfig
@@ -10,6 +10,8 @@ from fedhar.exceptions import ConfigError
 from fedhar.transfer.config import AdaptConfig
 
 Federation = Literal["federated", "fedper", "feddf"]
+FEDERATED_ONLY = ("federations", "own_epochs", "personal_parts", "personalize", "personalize_from", "public_homes")
+"""Keys only ``mode: federated`` reads; ``mode: central`` refuses them when they differ from their defaults."""
 
 
 @dataclass
@@ -45,6 +47,11 @@ class SmartHomeConfig:
     def __post_init__(self) -> None:
         if not self.homes:
             raise ConfigError("`smarthome.homes` is empty; name some homes.")
+        if self.mode == "central":
+            ignored = [k for k in FEDERATED_ONLY if getattr(self, k) != _default(k)]
+            if ignored:
+                raise ConfigError(f"`smarthome.mode` is central, which does not read {', '.join(f'`smarthome.{k}`' for k in ignored)}; "
+                                  "set `smarthome.mode: federated` or drop them.")
         shared = sorted(set(self.homes) & set(self.public_homes))
         if shared and self.mode == "federated" and "feddf" in self.federations:
             raise ConfigError(f"`smarthome.public_homes` {shared} are also clients in `smarthome.homes`; FedDF's public set must be "
@@ -68,3 +75,9 @@ class SmartHomeConfig:
             v = getattr(self, key)
             if v is not None and v <= 0:
                 raise ConfigError(f"`smarthome.{key}` must be positive; got {v}.")
+
+
+def _default(key: str) -> object:
+    """The default of a :class:`SmartHomeConfig` field, built fresh."""
+    f = SmartHomeConfig.__dataclass_fields__[key]
+    return f.default_factory() if f.default_factory is not MISSING else f.default
