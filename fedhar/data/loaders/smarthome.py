@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fedhar.data.dataset import WindowDataset
-from fedhar.exceptions import ConfigError, DataError
+from fedhar.exceptions import ConfigError, DataError, ModelError
 from fedhar.schema import from_mapping
 
 COUNTS_KEY = "event_counts"
@@ -97,10 +97,11 @@ def load_smarthome(
             raise DataError(f"home `{home}`: labels {unknown} are not canonical home activities.")
         header = home_header(w.recording, template)
         prefix = header + template.joiner if header else ""
-        if prefix and len(tok.encode(prefix, add_special_tokens=False)) >= max_tokens:
-            raise ConfigError(f"home `{home}`: the header {header[:60]!r} fills all {max_tokens} tokens, leaving none for "
-                              "the events; raise `data.options.max_tokens` or shorten `data.options.text.header`.")
-        ids = encode_texts(serialize_windows(w, body), tok, max_tokens, prefix=prefix)
+        try:
+            ids = encode_texts(serialize_windows(w, body), tok, max_tokens, prefix=prefix)
+        except ModelError as e:  # the header fills max_tokens: name the home and the keys to change
+            raise ConfigError(f"home `{home}`: {e} Raise `data.options.max_tokens` or shorten "
+                              "`data.options.text.header`.") from e
         own = [f"{home}:{s}" for s in sorted(w.recording.sensors)]
         counts = np.zeros((len(w), len(sensor_ids) + 2), np.float32)
         feats = count_features(w, sorted(w.recording.sensors))
